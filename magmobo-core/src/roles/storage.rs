@@ -1,0 +1,102 @@
+//! Storage: the database role. Every user value travels as a [`Value`] bind parameter; SQL
+//! text comes from code, never from user input. Drivers (PostgreSQL, MariaDB/MySQL, SQLite)
+//! and the introspected schema model are filled in by the storage issue; this is the contract.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::part::Component;
+
+/// SQL dialect of a storage driver, for code that builds SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+    /// SQLite.
+    Sqlite,
+}
+
+/// A bind parameter or a decoded column value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// Boolean.
+    Bool(bool),
+    /// 64-bit integer.
+    Int(i64),
+    /// Double.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// JSON document.
+    Json(serde_json::Value),
+}
+
+/// One result row: column names shared by all rows of a result, values in column order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Column names.
+    pub columns: std::sync::Arc<[String]>,
+    /// Values, one per column.
+    pub values: Vec<Value>,
+}
+
+impl Row {
+    /// The value of `column`, if the row has it.
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        let index = self.columns.iter().position(|c| c == column)?;
+        self.values.get(index)
+    }
+}
+
+/// One migration of an extension or application.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// Monotonic version within its owner, e.g. `1`, `2`.
+    pub version: u32,
+    /// Short description.
+    pub name: String,
+    /// SQL per dialect; a migration without SQL for the board's dialect is an error.
+    pub sql: Vec<(Dialect, String)>,
+}
+
+/// An open transaction. Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait Transaction: Send {
+    /// Runs a statement returning rows.
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+    /// Runs a statement; returns affected rows.
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Rolls back.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// The Storage slot's role.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is declared for the Storage slot but does not implement `Storage`",
+    label = "the Storage slot takes a `Storage`",
+    note = "implement `magmobo::roles::storage::Storage` (dialect, query, execute, begin, migrate) for `{Self}` with `#[magmobo::async_trait]`, or choose another slot"
+)]
+#[async_trait]
+pub trait Storage: Component {
+    /// The SQL dialect.
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement returning rows.
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+    /// Runs a statement; returns affected rows.
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64>;
+    /// Begins a transaction.
+    async fn begin(&self) -> Result<Box<dyn Transaction>>;
+    /// Applies `owner`'s migrations that have not run yet, in version order; returns how many ran.
+    async fn migrate(&self, owner: &str, migrations: &[Migration]) -> Result<usize>;
+}
