@@ -32,6 +32,8 @@ pub(crate) use bios::report_micros as bios_micros;
 pub use async_trait::async_trait;
 /// Re-exported so extensions build routers with the exact axum version the CPU serves.
 pub use axum;
+/// Re-exported because the cache role speaks `bytes::Bytes`.
+pub use bytes;
 
 /// Everything an application or extension author usually needs.
 pub mod prelude {
@@ -44,7 +46,7 @@ pub mod prelude {
     pub use crate::roles::storage::Storage;
     pub use crate::{
         Component, ComponentInfo, ComponentMeta, Error, Extension, ExtensionInfo, ExtensionMeta,
-        Health, Motherboard, Patrol, Peripheral, PeripheralInfo, PeripheralMeta, Plug, Result,
-        Slot, StopMode, async_trait, caps,
+        Health, HealthStatus, Motherboard, Patrol, Peripheral, PeripheralInfo, PeripheralMeta,
+        Plug, Result, Slot, StopMode, async_trait, caps,
     };
 }

@@ -1,0 +1,42 @@
+//! # MagMoBo
+//!
+//! Build a database-backed API server the way you build a computer: pick components for
+//! typed slots (CPU = HTTP router, RAM = cache, GPU = job queue, Storage = database,
+//! PSU = auth), plug extensions into PCIe slots and peripherals into USB ports, and let the
+//! BIOS boot it with a power-on self-test.
+//!
+//! ```no_run
+//! use magmobo::prelude::*;
+//! use magmobo::cpu::HyperCpu;
+//!
+//! # async fn run() -> magmobo::Result<()> {
+//! let board = Motherboard::builder()
+//!     .name("MyServer")
+//!     .with(HyperCpu::new("127.0.0.1:8080".parse().expect("address")))
+//!     .build()?;
+//! board.run_until_signal(magmobo::bios::RenderStyle::detect(&std::io::stdout())).await
+//! # }
+//! ```
+//!
+//! This crate is a facade: the traits live in `magmobo-core`, the derive macros in
+//! `magmobo-derive`, and each backend in its own driver crate, switched on by a cargo feature:
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `cpu-hyper` (default) | [`cpu::HyperCpu`], the hyper HTTP/1.1 + HTTP/2 router |
+//! | `bus-redis` | [`bus_redis::RedisBus`], a bus transport shared by several instances |
+
+pub use magmobo_core::*;
+pub use magmobo_derive::{BusEvent, Component, Extension, Peripheral};
+
+/// The hyper CPU driver.
+#[cfg(feature = "cpu-hyper")]
+pub mod cpu {
+    pub use magmobo_cpu_hyper::HyperCpu;
+}
+
+/// The Redis bus transport.
+#[cfg(feature = "bus-redis")]
+pub mod bus_redis {
+    pub use magmobo_bus_redis::{DEFAULT_PREFIX, RedisBus};
+}
