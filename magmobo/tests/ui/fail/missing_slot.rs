@@ -1,0 +1,5 @@
+#[derive(magmobo::Component)]
+#[component(name = "Moka")]
+struct Moka;
+
+fn main() {}

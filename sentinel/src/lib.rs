@@ -1,0 +1,27 @@
+//! Sentinel: the security patrol of MagMoBo.
+//!
+//! # What exists
+//!
+//! * [`sqlguard`]: **SQLGuard layer 1**, a deterministic SQL-injection check for one untrusted
+//!   value: [`sqlguard::normalize`] (decoding and folding), [`sqlguard::lexer`] (a SQL lexer
+//!   that reads the value as if pasted bare, inside `'...'` and inside `"..."`), and
+//!   [`sqlguard::fingerprint`] (breakout gate, token-shape fingerprints, high-signal rules).
+//!   Entry point: [`SqlGuard::inspect`] returning a [`Verdict`].
+//! * [`corpus`]: a seeded generator of labelled attack payloads (techniques × dialects ×
+//!   obfuscations) and realistic benign values, with a duplicate-free train/held-out split,
+//!   used to measure layer 1 and to train the later layer. The `sentinel-corpus` binary
+//!   writes it as JSONL.
+//!
+//! # Not built yet
+//!
+//! * The patrol-agent API (how the board feeds requests to agents, hooks with default no-op
+//!   bodies) and its integration with the HTTP extension: SQLGuard is plain library code today.
+//! * Other patrol agents (XSS, path traversal, rate abuse...).
+//! * SQLGuard layer 2: the candle-based classifier meant to raise detection on what layer 1
+//!   lets through.
+//! * The threat analyzer that correlates verdicts across requests, and the audit log.
+
+pub mod corpus;
+pub mod sqlguard;
+
+pub use sqlguard::{SqlGuard, Verdict};

@@ -1,0 +1,126 @@
+//! Layer-1 evaluation on a held-out corpus: detection rate per technique, dialect and
+//! obfuscation, false-positive rate per benign kind. Run with `--nocapture` to see the table;
+//! the assertions keep regressions from landing silently.
+
+use std::collections::BTreeMap;
+
+use sentinel::SqlGuard;
+use sentinel::corpus::{Category, Corpus, Label};
+
+const SEED: u64 = 2024;
+const PER_LABEL: usize = 40_000;
+
+#[derive(Default)]
+struct Tally {
+    hit: usize,
+    total: usize,
+}
+
+impl Tally {
+    fn add(&mut self, hit: bool) {
+        self.total += 1;
+        self.hit += usize::from(hit);
+    }
+    fn rate(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            100.0 * self.hit as f64 / self.total as f64
+        }
+    }
+}
+
+fn print(title: &str, map: &BTreeMap<String, Tally>) {
+    println!("{title}");
+    for (k, t) in map {
+        println!("  {k:<22} {:>6.2}%  ({}/{})", t.rate(), t.hit, t.total);
+    }
+}
+
+#[test]
+fn layer1_detection_and_false_positives_on_held_out() {
+    let corpus = Corpus::generate(SEED, PER_LABEL, PER_LABEL);
+    let split = corpus.split(SEED, 0.5);
+    let guard = SqlGuard::new();
+    let (mut attacks, mut benign) = (Tally::default(), Tally::default());
+    let mut by_technique = BTreeMap::new();
+    let mut by_dialect = BTreeMap::new();
+    let mut by_obfuscation = BTreeMap::new();
+    let mut by_kind = BTreeMap::new();
+    let mut misses = Vec::new();
+    let mut false_positives = Vec::new();
+    for s in &split.held_out {
+        let verdict = guard.inspect(&s.text);
+        match (s.label, s.category) {
+            (
+                Label::Attack,
+                Category::Attack {
+                    technique,
+                    dialect,
+                    obfuscation,
+                },
+            ) => {
+                attacks.add(verdict.attack);
+                by_technique
+                    .entry(technique.as_str().to_string())
+                    .or_insert_with(Tally::default)
+                    .add(verdict.attack);
+                by_dialect
+                    .entry(dialect.as_str().to_string())
+                    .or_insert_with(Tally::default)
+                    .add(verdict.attack);
+                by_obfuscation
+                    .entry(obfuscation.as_str().to_string())
+                    .or_insert_with(Tally::default)
+                    .add(verdict.attack);
+                if !verdict.attack {
+                    misses.push(s);
+                }
+            }
+            (_, Category::Benign(kind)) => {
+                benign.add(verdict.attack);
+                by_kind
+                    .entry(kind.as_str().to_string())
+                    .or_insert_with(Tally::default)
+                    .add(verdict.attack);
+                if verdict.attack {
+                    false_positives.push((s, verdict));
+                }
+            }
+            _ => unreachable!("labels and categories agree"),
+        }
+    }
+    println!(
+        "held-out: {} attacks, {} benign (seed {SEED})",
+        attacks.total, benign.total
+    );
+    println!(
+        "detection {:.2}%  false positives {:.3}%",
+        attacks.rate(),
+        benign.rate()
+    );
+    print("detection by technique", &by_technique);
+    print("detection by dialect", &by_dialect);
+    print("detection by obfuscation", &by_obfuscation);
+    print("false positives by benign kind", &by_kind);
+    for s in misses.iter().take(40) {
+        println!("MISS {} {:?}", s.category, s.text);
+    }
+    for (s, v) in false_positives.iter().take(40) {
+        println!("FP {} {:?} -> {}", s.category, s.text, v.evidence);
+    }
+    assert!(
+        attacks.total > 15_000 && benign.total > 15_000,
+        "corpus too small"
+    );
+    assert!(
+        benign.rate() <= 0.3,
+        "false positives {:.3}% > 0.3%",
+        benign.rate()
+    );
+    assert!(
+        attacks.rate() >= 97.0,
+        "detection {:.2}% < 97%",
+        attacks.rate()
+    );
+}
