@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# HTTP load run: the board (hyper CPU + route table + one extension route) against a bare
-# hyper server answering the same bytes, alternating rounds in the same run so machine drift
+# HTTP load run: the board (hyper CPU + route table + one extension's routes, native and axum)
+# against a bare hyper server answering the same bytes, alternating rounds in the same run so machine drift
 # hits both alike. Prints requests/s and latency per round and the board/bare ratio of the
 # medians. Only 127.0.0.1 is targeted; every wrk run is bounded by -d.
 #
@@ -28,11 +28,12 @@ for port in $BARE_PORT $BOARD_PORT; do
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 curl -fsS "http://127.0.0.1:$BOARD_PORT/hello" >/dev/null
+curl -fsS "http://127.0.0.1:$BOARD_PORT/axum/hello" >/dev/null
 curl -fsS "http://127.0.0.1:$BARE_PORT/hello" >/dev/null
 
-run() { # name port -> "rps p50 p99"
+run() { # name url round -> rps on stdout, a line on stderr
   local out
-  out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$2/hello")
+  out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$2")
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -41,19 +42,22 @@ run() { # name port -> "rps p50 p99"
   echo "$rps"
 }
 
-# Warm both up once (not recorded).
-wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$BARE_PORT/hello" >/dev/null
-wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$BOARD_PORT/hello" >/dev/null
+BARE=http://127.0.0.1:$BARE_PORT/hello
+NATIVE=http://127.0.0.1:$BOARD_PORT/hello
+AXUM=http://127.0.0.1:$BOARD_PORT/axum/hello
+# Warm all up once (not recorded).
+for url in $BARE $NATIVE $AXUM; do wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null; done
 
-bare=(); board=()
+bare=(); native=(); axum=()
 for round in $(seq 1 "$ROUNDS"); do
-  bare+=("$(run bare $BARE_PORT "$round")")
-  board+=("$(run board $BOARD_PORT "$round")")
+  bare+=("$(run bare "$BARE" "$round")")
+  native+=("$(run native "$NATIVE" "$round")")
+  axum+=("$(run axum "$AXUM" "$round")")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-mb=$(median "${bare[@]}"); mo=$(median "${board[@]}")
-ratio=$(awk -v a="$mo" -v b="$mb" 'BEGIN {printf "%.3f", a/b}')
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a/b}'; }
+mb=$(median "${bare[@]}"); mn=$(median "${native[@]}"); ma=$(median "${axum[@]}")
 echo "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS alternating rounds on $(nproc) cores"
-echo "median bare hyper: $mb req/s"
-echo "median board:      $mo req/s"
-echo "board / bare:      $ratio (target >= 0.90)"
+echo "median bare hyper:          $mb req/s"
+echo "median board, native route: $mn req/s  ratio $(ratio "$mn" "$mb") (target >= 0.90)"
+echo "median board, axum route:   $ma req/s  ratio $(ratio "$ma" "$mb")"

@@ -30,7 +30,9 @@ pub struct RedisBus {
 
 impl std::fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBus").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisBus")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,8 +55,9 @@ impl RedisBus {
     }
 
     fn client(&self) -> Result<redis::Client> {
-        redis::Client::open(self.url.as_str())
-            .map_err(|e| Error::part_with("redis-bus", format!("invalid Redis URL '{}'", self.url), e))
+        redis::Client::open(self.url.as_str()).map_err(|e| {
+            Error::part_with("redis-bus", format!("invalid Redis URL '{}'", self.url), e)
+        })
     }
 }
 
@@ -76,14 +79,18 @@ async fn receive_loop(
         {
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {
-                let Ok(payload) = message.get_payload::<String>() else { continue };
+                let Ok(payload) = message.get_payload::<String>() else {
+                    continue;
+                };
                 match serde_json::from_str::<Event>(&payload) {
                     Ok(event) => {
                         if !sink.deliver(event) {
                             return;
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "ignoring a malformed bus message from Redis"),
+                    Err(error) => {
+                        tracing::warn!(%error, "ignoring a malformed bus message from Redis")
+                    }
                 }
             }
         }
@@ -117,15 +124,30 @@ impl BusTransport for RedisBus {
     async fn start(&self, sink: RemoteSink) -> Result<()> {
         let client = self.client()?;
         let unreachable = |e: redis::RedisError| {
-            Error::part_with("redis-bus", format!("cannot reach Redis at {}", self.url), e)
+            Error::part_with(
+                "redis-bus",
+                format!("cannot reach Redis at {}", self.url),
+                e,
+            )
         };
         let pattern = format!("{}*", self.prefix);
         let pubsub = subscribe(&client, &pattern).await.map_err(unreachable)?;
         let manager = client.get_connection_manager().await.map_err(unreachable)?;
         *self.publisher.lock().await = Some(manager);
         self.connected.store(true, Ordering::Relaxed);
-        let task = tokio::spawn(receive_loop(client, pattern, pubsub, sink, self.connected.clone()));
-        if let Some(old) = self.receiver.lock().unwrap_or_else(|e| e.into_inner()).replace(task) {
+        let task = tokio::spawn(receive_loop(
+            client,
+            pattern,
+            pubsub,
+            sink,
+            self.connected.clone(),
+        ));
+        if let Some(old) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
             old.abort();
         }
         Ok(())
@@ -148,7 +170,12 @@ impl BusTransport for RedisBus {
     }
 
     async fn stop(&self) {
-        if let Some(task) = self.receiver.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(task) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             task.abort();
         }
         *self.publisher.lock().await = None;

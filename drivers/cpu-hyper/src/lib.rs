@@ -15,21 +15,19 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use magmobo_core::axum::Router;
 use magmobo_core::axum::body::Body;
 use magmobo_core::prelude::*;
-use magmobo_core::roles::cpu::{DrainSignal, RouteTable};
+use magmobo_core::roles::cpu::{DrainSignal, RequestContext, RouteTable};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use tower::ServiceExt;
 
 /// The hyper CPU. Put it in the CPU slot: `Motherboard::builder().cpu(HyperCpu::new(addr))`.
 pub struct HyperCpu {
     address: SocketAddr,
     http2: bool,
     routes: RouteTable,
-    in_flight: Arc<AtomicUsize>,
+    open_connections: Arc<AtomicUsize>,
     server: Mutex<Option<Server>>,
 }
 
@@ -55,7 +53,7 @@ impl HyperCpu {
             address,
             http2: true,
             routes: RouteTable::new(),
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            open_connections: Arc::new(AtomicUsize::new(0)),
             server: Mutex::new(None),
         }
     }
@@ -118,8 +116,8 @@ impl Component for HyperCpu {
     async fn health(&self) -> Health {
         match self.local_addr() {
             Some(addr) => Health::ok().with_detail(format!(
-                "listening on {addr}, {} in flight",
-                self.in_flight.load(Ordering::Relaxed)
+                "listening on {addr}, {} open connections",
+                self.open_connections.load(Ordering::Relaxed)
             )),
             None => Health::degraded("not listening"),
         }
@@ -151,7 +149,7 @@ impl Cpu for HyperCpu {
         let accept = AcceptLoop {
             listener,
             routes: self.routes.current_handle(),
-            in_flight: self.in_flight.clone(),
+            open_connections: self.open_connections.clone(),
             drain: drain.clone(),
             http2: self.http2,
         };
@@ -170,23 +168,31 @@ impl Cpu for HyperCpu {
         self.lock().as_ref().map(|s| s.address)
     }
 
-    fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+    fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Relaxed)
     }
 }
 
 struct AcceptLoop {
     listener: TcpListener,
     routes: magmobo_core::roles::cpu::RouterHandle,
-    in_flight: Arc<AtomicUsize>,
+    open_connections: Arc<AtomicUsize>,
     drain: DrainSignal,
     http2: bool,
 }
 
-/// Decrements the in-flight counter when a request's handler has answered (or was dropped).
-struct InFlight(Arc<AtomicUsize>);
+/// Counts a connection as open until its task ends, however it ends. Counted per connection,
+/// not per request, to keep a shared atomic off the per-request path.
+struct OpenConnection(Arc<AtomicUsize>);
 
-impl Drop for InFlight {
+impl OpenConnection {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(counter.clone())
+    }
+}
+
+impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -215,13 +221,14 @@ impl AcceptLoop {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let service =
-                        request_service(self.routes.clone(), self.in_flight.clone(), self.drain.clone(), peer);
+                    let service = request_service(self.routes.clone(), self.drain.clone(), peer);
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();
                     let connection = graceful.watch(connection);
+                    let open = OpenConnection::new(&self.open_connections);
                     connections.spawn(async move {
+                        let _open = open;
                         if let Err(error) = connection.await {
                             tracing::debug!(%peer, %error, "connection ended with an error");
                         }
@@ -246,11 +253,10 @@ impl AcceptLoop {
     }
 }
 
-/// The per-connection hyper service: route with the router current at the request's arrival,
-/// count it in flight, and hand handlers the drain signal and the peer address.
+/// The per-connection hyper service: route with the routes current at the request's arrival,
+/// and hand handlers the drain signal and the peer address.
 fn request_service(
     routes: magmobo_core::roles::cpu::RouterHandle,
-    in_flight: Arc<AtomicUsize>,
     drain: DrainSignal,
     peer: SocketAddr,
 ) -> impl hyper::service::Service<
@@ -263,18 +269,11 @@ fn request_service(
 + Send
 + 'static {
     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let router: Router = routes.current();
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        let guard = InFlight(in_flight.clone());
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(drain.clone());
-        request
-            .extensions_mut()
-            .insert(magmobo_core::axum::extract::ConnectInfo(peer));
-        async move {
-            let response = router.oneshot(request).await;
-            drop(guard);
-            response
-        }
+        let context = RequestContext {
+            peer,
+            drain: drain.clone(),
+        };
+        let response = routes.dispatch(request.map(Body::new), context);
+        async move { Ok(response.await) }
     })
 }

@@ -215,6 +215,16 @@ impl CpuHandle {
     pub fn mount(&self, prefix: &str, router: axum::Router) -> Result<()> {
         self.cpu.routes().mount(&self.owner, prefix, router)
     }
+    /// Serves `handler` on the native fast path for paths matching `pattern` (matchit syntax).
+    pub fn mount_native(
+        &self,
+        pattern: &str,
+        handler: impl crate::roles::routes::NativeHandler,
+    ) -> Result<()> {
+        self.cpu
+            .routes()
+            .mount_native(&self.owner, pattern, handler)
+    }
     /// Removes everything this part mounted.
     pub fn unmount_all(&self) -> usize {
         self.cpu.routes().unmount(&self.owner)

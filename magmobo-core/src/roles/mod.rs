@@ -8,4 +8,5 @@ pub mod auth;
 pub mod cache;
 pub mod cpu;
 pub mod queue;
+pub mod routes;
 pub mod storage;
