@@ -9,4 +9,5 @@ pub mod cache;
 pub mod cpu;
 pub mod queue;
 pub mod routes;
+pub mod schema;
 pub mod storage;

@@ -1,11 +1,12 @@
 //! Storage: the database role. Every user value travels as a [`Value`] bind parameter; SQL
-//! text comes from code, never from user input. Drivers (PostgreSQL, MariaDB/MySQL, SQLite)
-//! and the introspected schema model are filled in by the storage issue; this is the contract.
+//! text comes from code, never from user input; identifiers come from the introspected
+//! [`Schema`]. Drivers (PostgreSQL, MariaDB/MySQL, SQLite) implement this contract.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+pub use super::schema::Schema;
 use crate::part::Component;
 
 /// SQL dialect of a storage driver, for code that builds SQL.
@@ -99,4 +100,10 @@ pub trait Storage: Component {
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
     /// Applies `owner`'s migrations that have not run yet, in version order; returns how many ran.
     async fn migrate(&self, owner: &str, migrations: &[Migration]) -> Result<usize>;
+    /// Reads tables, views, columns, keys and functions of `schemas` (all user schemas when
+    /// empty) into the dialect-neutral model.
+    async fn introspect(&self, schemas: &[String]) -> Result<Schema>;
+    /// A cheap fingerprint of the structure, for change polling; equal to
+    /// [`Schema::fingerprint`] of an introspection taken at the same moment.
+    async fn schema_fingerprint(&self, schemas: &[String]) -> Result<String>;
 }
