@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::report::{BootReport, LineStatus, MountLine, Outcome};
+use super::report::{BootReport, LineStatus, MountLine, Outcome, StepLine};
 
 /// How to render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,9 @@ impl Paint {
 }
 
 fn ms(micros: u64) -> String {
-    if micros < 10_000 {
+    if micros < 1_000 {
+        format!("{micros}µs")
+    } else if micros < 10_000 {
         format!("{:.1}ms", micros as f64 / 1000.0)
     } else {
         format!("{}ms", micros / 1000)
@@ -92,21 +94,10 @@ pub fn render(report: &BootReport, style: RenderStyle) -> String {
     } else {
         let _ = writeln!(out, "\nPOST failed.");
     }
-    for step in &report.steps {
-        match step.status {
-            LineStatus::Ok => {
-                let _ = writeln!(out, "→ {}... done ({})", step.name, ms(step.micros));
-            }
-            _ => {
-                let error = step.error.as_deref().unwrap_or("failed");
-                let _ = writeln!(
-                    out,
-                    "→ {}... {} {error}",
-                    step.name,
-                    p.wrap("31", "FAILED:")
-                );
-            }
-        }
+    // Listening is the last step of a boot, so it is shown after the mounts.
+    let (listen, steps): (Vec<_>, Vec<_>) = report.steps.iter().partition(|s| s.name == "listen");
+    for step in steps {
+        step_line(&mut out, &p, step);
     }
     mount_section(
         &mut out,
@@ -135,6 +126,9 @@ pub fn render(report: &BootReport, style: RenderStyle) -> String {
             })
             .collect();
         let _ = writeln!(out, "  {}", agents.join("  "));
+    }
+    for step in listen {
+        step_line(&mut out, &p, step);
     }
     match &report.outcome {
         Outcome::Failed(f) => {
@@ -179,6 +173,23 @@ pub fn render(report: &BootReport, style: RenderStyle) -> String {
         }
     }
     out
+}
+
+fn step_line(out: &mut String, p: &Paint, step: &StepLine) {
+    match step.status {
+        LineStatus::Ok => {
+            let _ = writeln!(out, "→ {}... done ({})", step.name, ms(step.micros));
+        }
+        _ => {
+            let error = step.error.as_deref().unwrap_or("failed");
+            let _ = writeln!(
+                out,
+                "→ {}... {} {error}",
+                step.name,
+                p.wrap("31", "FAILED:")
+            );
+        }
+    }
 }
 
 fn mount_section(out: &mut String, p: &Paint, heading: &str, kind: &str, lines: &[MountLine]) {

@@ -46,7 +46,7 @@ impl Motherboard {
                 Ok(report)
             }
             Err(()) => {
-                tracing::error!(failure = %report.failure_line(), "boot failed");
+                tracing::debug!(failure = %report.failure_line(), "boot failed");
                 self.stop_everything(StopMode::Fast).await;
                 self.set_phase(Phase::Halted);
                 Err(Error::Boot(Box::new(report)))

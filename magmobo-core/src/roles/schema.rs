@@ -17,7 +17,9 @@ pub struct Schema {
 impl Schema {
     /// The table or view `name` in `schema`.
     pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
-        self.tables.iter().find(|t| t.schema == schema && t.name == name)
+        self.tables
+            .iter()
+            .find(|t| t.schema == schema && t.name == name)
     }
 }
 

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
 pub use super::schema::Schema;
+use crate::Result;
 use crate::part::Component;
 
 /// SQL dialect of a storage driver, for code that builds SQL.
