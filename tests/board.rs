@@ -6,7 +6,9 @@ use std::time::Duration;
 use magmobo::Phase;
 use magmobo::bios::{LineStatus, Outcome, PostCode, RenderStyle, render};
 use magmobo::prelude::*;
-use magmobo_integration_tests::parts::{Ask, Journal, MapCache, TestExtension, TestPeripheral};
+use magmobo_integration_tests::parts::{
+    Ask, CountingPatrol, Journal, MapCache, TestExtension, TestPeripheral,
+};
 
 fn boot_failure(result: Result<magmobo::bios::BootReport>) -> magmobo::bios::BootReport {
     match result {
@@ -405,4 +407,44 @@ async fn phase_changes_are_observable() {
     assert_eq!(*phases.borrow_and_update(), Phase::Running);
     board.shutdown(StopMode::Fast).await.unwrap();
     assert_eq!(*phases.borrow_and_update(), Phase::Halted);
+}
+
+#[tokio::test]
+async fn patrol_agents_start_last_watch_the_bus_and_show_on_the_post_screen() {
+    let j = Journal::default();
+    let agent = CountingPatrol::new("AuthWatch", "auth.*");
+    let seen = agent.counter();
+    let board = Motherboard::builder()
+        .with(
+            TestExtension::new("app", &j)
+                .capability(caps::BUS_PUBLISH)
+                .asks(Ask::Publish),
+        )
+        .patrol(agent)
+        .build()
+        .unwrap();
+    let report = board.boot().await.unwrap();
+    let plain = render(&report, RenderStyle::Plain);
+    assert!(
+        plain.contains("Initializing patrol agents...\n  ✓ AuthWatch"),
+        "{plain}"
+    );
+    board
+        .bus()
+        .publish("auth.login.failed", "psu", serde_json::json!({}))
+        .unwrap();
+    board
+        .bus()
+        .publish("db.query.executed", "storage", serde_json::json!({}))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while seen.load(std::sync::atomic::Ordering::Relaxed) < 1
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let health = board.health().await;
+    assert_eq!(health.patrols[0].name, "AuthWatch");
+    assert_eq!(health.patrols[0].health.status, HealthStatus::Ok);
 }

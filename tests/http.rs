@@ -341,3 +341,85 @@ async fn a_port_in_use_stops_the_boot_with_mm_post_006() {
     );
     assert!(failure.hint.contains("another listen address"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_layers_apply_to_axum_routes_cors_and_body_limit() {
+    let j = Journal::default();
+    let router = Router::new().route(
+        "/echo",
+        magmobo::axum::routing::post(|body: String| async move { body }),
+    );
+    let ext = TestExtension::new("app", &j)
+        .capability(caps::CPU_MOUNT)
+        .route("/app", router);
+    let (board, base) = boot_with(vec![ext]).await;
+    let cpu = board.cpu().unwrap();
+    cpu.routes()
+        .layer("app-layers", tower_http::cors::CorsLayer::permissive())
+        .unwrap();
+    cpu.routes()
+        .layer(
+            "app-layers",
+            tower_http::limit::RequestBodyLimitLayer::new(16),
+        )
+        .unwrap();
+    let client = reqwest::Client::new();
+    let small = client
+        .post(format!("{base}/app/echo"))
+        .header("origin", "https://example.test")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200);
+    assert_eq!(small.headers()["access-control-allow-origin"], "*");
+    assert_eq!(small.text().await.unwrap(), "hi");
+    let big = client
+        .post(format!("{base}/app/echo"))
+        .body("x".repeat(1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        big.status(),
+        413,
+        "the body limit layer must refuse oversize bodies"
+    );
+    cpu.routes().unmount("app-layers");
+    let after = client
+        .post(format!("{base}/app/echo"))
+        .body("x".repeat(1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        200,
+        "removing the layers' owner removes the layers"
+    );
+    board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_routes_are_served_over_the_socket_with_params_and_peer() {
+    use magmobo::axum::response::IntoResponse;
+    use magmobo::roles::cpu::PathParams;
+    let (board, base) = boot_with(vec![]).await;
+    board
+        .cpu()
+        .unwrap()
+        .routes()
+        .mount_native("fast", "/items/{id}", |req: magmobo::axum::extract::Request, ctx: magmobo::roles::cpu::RequestContext| async move {
+            let id = req.extensions().get::<PathParams>().and_then(|p| p.get("id")).unwrap_or("?").to_owned();
+            format!("item {id} for {}", ctx.peer.ip()).into_response()
+        })
+        .unwrap();
+    let text = reqwest::get(format!("{base}/items/42"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "item 42 for 127.0.0.1");
+    board.shutdown(StopMode::Fast).await.unwrap();
+}

@@ -178,6 +178,10 @@ pub trait PeripheralMeta {
 
 /// Lifecycle of anything that sits in a slot. Every hook has a default, so an
 /// implementation writes only what it needs.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a component: it does not implement `magmobo::Component`",
+    note = "add `#[magmobo::async_trait] impl magmobo::Component for {Self} {{}}` (every hook has a default) next to `#[derive(magmobo::Component)]`"
+)]
 #[async_trait]
 pub trait Component: ComponentMeta + Send + Sync + 'static {
     /// POST self-test: detect the hardware, so to speak. Returns the detail shown on the POST
@@ -204,6 +208,10 @@ pub trait Component: ComponentMeta + Send + Sync + 'static {
 }
 
 /// A major feature mounted in a PCIe slot. It receives only the handles it declared.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an extension: it does not implement `magmobo::Extension`",
+    note = "add `#[magmobo::async_trait] impl magmobo::Extension for {Self} {{}}` (every hook has a default) next to `#[derive(magmobo::Extension)]`"
+)]
 #[async_trait]
 pub trait Extension: ExtensionMeta + Send + Sync + 'static {
     /// Install what the extension needs in storage (its migrations). Runs on every mount, so
@@ -240,6 +248,10 @@ pub trait Extension: ExtensionMeta + Send + Sync + 'static {
 /// An integration in a USB port. Outbound traffic goes through [`Peripheral::send`], which the
 /// board calls for every bus event matching `subscribes`; inbound traffic (a webhook received,
 /// an MQTT message) is published on the bus through the context's bus handle.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a peripheral: it does not implement `magmobo::Peripheral`",
+    note = "add `#[magmobo::async_trait] impl magmobo::Peripheral for {Self} {{}}` (every hook has a default) next to `#[derive(magmobo::Peripheral)]`"
+)]
 #[async_trait]
 pub trait Peripheral: PeripheralMeta + Send + Sync + 'static {
     /// Open connections.

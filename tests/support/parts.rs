@@ -290,3 +290,51 @@ impl Peripheral for TestPeripheral {
         Ok(())
     }
 }
+
+/// A patrol agent that counts the bus events it watches (`watch` pattern) while running.
+pub struct CountingPatrol {
+    name: &'static str,
+    watch: &'static str,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl CountingPatrol {
+    /// An agent named `name` counting events matching `watch`.
+    pub fn new(name: &'static str, watch: &'static str) -> Self {
+        CountingPatrol {
+            name,
+            watch,
+            seen: Arc::default(),
+            task: Mutex::new(None),
+        }
+    }
+    /// How many events it has seen (shared once on the board).
+    pub fn counter(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.seen.clone()
+    }
+}
+
+#[async_trait]
+impl Patrol for CountingPatrol {
+    fn name(&self) -> &str {
+        self.name
+    }
+    async fn start(&self, board: &BoardContext) -> Result<()> {
+        let mut subscription = board.bus().subscribe(self.watch)?;
+        let seen = self.seen.clone();
+        let task = tokio::spawn(async move {
+            while subscription.recv().await.is_some() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(())
+    }
+    async fn stop(&self) -> Result<()> {
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        Ok(())
+    }
+}
