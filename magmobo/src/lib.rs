@@ -25,6 +25,13 @@
 //! |---|---|
 //! | `cpu-hyper` (default) | [`cpu::HyperCpu`], the hyper HTTP/1.1 + HTTP/2 router |
 //! | `bus-redis` | [`bus_redis::RedisBus`], a bus transport shared by several instances |
+//! | `db-postgres` | [`storage::SqlStorage`] for `postgres://` URLs (LISTEN/NOTIFY, functions) |
+//! | `db-mysql` | [`storage::SqlStorage`] for `mysql://` and `mariadb://` URLs |
+//! | `db-sqlite` | [`storage::SqlStorage`] for `sqlite://`, `sqlite::memory:` and file paths |
+//! | `auth-keys` | [`auth::ApiKeyAuth`]: API keys in the PSU slot, stored hashed in Storage |
+//!
+//! The `db-*` features are additive: with several on, the URL's scheme picks the backend at
+//! run time.
 
 pub use magmobo_core::*;
 pub use magmobo_derive::{BusEvent, Component, Extension, Peripheral};
@@ -39,4 +46,16 @@ pub mod cpu {
 #[cfg(feature = "bus-redis")]
 pub mod bus_redis {
     pub use magmobo_bus_redis::{DEFAULT_PREFIX, RedisBus};
+}
+
+/// The API-key PSU.
+#[cfg(feature = "auth-keys")]
+pub mod auth {
+    pub use magmobo_auth::*;
+}
+
+/// The SQL Storage drivers (PostgreSQL, MySQL/MariaDB, SQLite), chosen by URL scheme.
+#[cfg(any(feature = "db-postgres", feature = "db-mysql", feature = "db-sqlite"))]
+pub mod storage {
+    pub use magmobo_storage_sqlx::*;
 }

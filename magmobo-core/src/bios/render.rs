@@ -141,6 +141,9 @@ pub fn render(report: &BootReport, style: RenderStyle) -> String {
             );
             let _ = writeln!(out, "  next: {}", f.hint);
         }
+        _ if report.post_only => {
+            let _ = writeln!(out, "Self-test only: nothing was started.");
+        }
         outcome => {
             if let Outcome::Degraded { failed } = outcome {
                 let _ = writeln!(

@@ -123,6 +123,9 @@ pub struct BootReport {
     pub micros: u64,
     /// How it ended.
     pub outcome: Outcome,
+    /// True for a self-test run (`Motherboard::self_test`): nothing was started.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub post_only: bool,
 }
 
 impl BootReport {
@@ -138,6 +141,7 @@ impl BootReport {
             listening: None,
             micros: 0,
             outcome: Outcome::Ready,
+            post_only: false,
         }
     }
 

@@ -147,6 +147,18 @@ impl Motherboard {
         Ok(())
     }
 
+    /// Runs only the power-on self-test (every slot detected and self-tested) and returns its
+    /// report, without initialising, mounting or serving anything: `magflock doctor`.
+    pub async fn self_test(&self) -> BootReport {
+        let _guard = self.inner.lifecycle.lock().await;
+        let started_at = Instant::now();
+        let mut report = BootReport::new(&self.inner.options.name);
+        report.post_only = true;
+        let _ = self.post(&mut report).await;
+        report.micros = micros(started_at.elapsed());
+        report
+    }
+
     async fn post(&self, report: &mut BootReport) -> std::result::Result<(), ()> {
         let mut failure: Option<(PostCode, String, String)> = None;
         for slot in Slot::ALL {

@@ -69,6 +69,34 @@ pub struct Migration {
     pub sql: Vec<(Dialect, String)>,
 }
 
+/// Payloads of `NOTIFY` on one channel, from [`Storage::listen`].
+///
+/// The stream ends when the storage stops. After the driver lost and re-established its
+/// listening connection it yields an empty payload, because notifications sent in between
+/// are gone: treat an empty payload as "reload everything" (as PostgREST does for `NOTIFY
+/// pgrst`).
+#[derive(Debug)]
+pub struct Notifications {
+    receiver: tokio::sync::mpsc::Receiver<String>,
+}
+
+impl Notifications {
+    /// Wraps the receiving end of a channel that a driver feeds.
+    pub fn new(receiver: tokio::sync::mpsc::Receiver<String>) -> Self {
+        Notifications { receiver }
+    }
+
+    /// The next payload, or `None` once the driver stopped listening.
+    pub async fn recv(&mut self) -> Option<String> {
+        self.receiver.recv().await
+    }
+
+    /// The underlying receiver, e.g. to wrap it in a stream.
+    pub fn into_inner(self) -> tokio::sync::mpsc::Receiver<String> {
+        self.receiver
+    }
+}
+
 /// An open transaction. Dropping it without `commit` rolls back.
 #[async_trait]
 pub trait Transaction: Send {
@@ -106,4 +134,14 @@ pub trait Storage: Component {
     /// A cheap fingerprint of the structure, for change polling; equal to
     /// [`Schema::fingerprint`] of an introspection taken at the same moment.
     async fn schema_fingerprint(&self, schemas: &[String]) -> Result<String>;
+    /// Receives the payloads of `NOTIFY channel, '...'` (e.g. MagGate reloads its schema on
+    /// `NOTIFY pgrst, 'reload schema'`). Only PostgreSQL has LISTEN; the default says so.
+    async fn listen(&self, channel: &str) -> Result<Notifications> {
+        Err(crate::Error::part(
+            self.component_info().name.to_string(),
+            format!(
+                "cannot LISTEN on '{channel}': LISTEN/NOTIFY is PostgreSQL-only; poll `schema_fingerprint` instead"
+            ),
+        ))
+    }
 }

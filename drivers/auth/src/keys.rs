@@ -1,0 +1,270 @@
+//! Key format, generation, and the `_magmobo_api_keys` table (create, list, revoke) on any
+//! storage dialect. Times are Unix seconds in BIGINT columns so the same SQL works everywhere.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use magmobo_core::roles::storage::{Dialect, Migration, Row, Storage, Value};
+use magmobo_core::{Error, Result};
+use rand::RngCore;
+
+const PREFIX: &str = "mf_";
+
+/// A key as stored (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKey {
+    /// Visible id, e.g. `3f9c2a1b7d4e`.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Role the key acts as (`anon`, `service_role`, ...).
+    pub role: String,
+    /// Hex SHA-256 of the secret.
+    #[serde(skip)]
+    pub secret_hash: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, if the key expires.
+    pub expires_at: Option<i64>,
+    /// Unix seconds, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKey {
+    /// The visible part of the key, safe to print: `mf_<id>`.
+    pub fn prefix(&self) -> String {
+        format!("{PREFIX}{}", self.id)
+    }
+    /// Not revoked and not expired at `now` (Unix seconds).
+    pub fn usable(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// A freshly created key: the only time the full key exists.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    /// The stored record.
+    pub key: ApiKey,
+    /// The full key to hand to the user once: `mf_<id>_<secret>`.
+    pub full: String,
+}
+
+/// A presented key split into its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedKey<'a> {
+    /// The id.
+    pub id: &'a str,
+    /// The secret.
+    pub secret: &'a str,
+}
+
+/// Splits `mf_<id>_<secret>`; `None` when it does not have that shape.
+pub fn parse_key(key: &str) -> Option<ParsedKey<'_>> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let id_ok = id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let secret_ok = secret.len() == 43
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (id_ok && secret_ok).then_some(ParsedKey { id, secret })
+}
+
+/// Reads and writes keys in the board's storage.
+#[derive(Clone)]
+pub struct KeyStore {
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyStore")
+    }
+}
+
+fn placeholder(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("${n}"),
+        Dialect::MySql | Dialect::Sqlite => "?".to_owned(),
+    }
+}
+
+const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS _magmobo_api_keys (\
+    id VARCHAR(32) PRIMARY KEY, name VARCHAR(200) NOT NULL, role VARCHAR(100) NOT NULL, \
+    secret_hash VARCHAR(64) NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT, \
+    revoked_at BIGINT)";
+
+impl KeyStore {
+    /// A store on `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        KeyStore { storage }
+    }
+
+    /// Creates the keys table if needed (a recorded migration).
+    pub async fn install(&self) -> Result<()> {
+        let sql = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite]
+            .into_iter()
+            .map(|d| (d, TABLE_SQL.to_owned()))
+            .collect();
+        let migration = Migration {
+            version: 1,
+            name: "api keys".into(),
+            sql,
+        };
+        self.storage
+            .migrate("magmobo-auth", &[migration])
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates a key for `role`; the returned full key is shown once and never stored.
+    pub async fn create(
+        &self,
+        name: &str,
+        role: &str,
+        expires_at: Option<i64>,
+    ) -> Result<CreatedKey> {
+        if name.trim().is_empty() || role.trim().is_empty() {
+            return Err(Error::part(
+                "APIKeyAuth",
+                "a key needs a non-empty name and role",
+            ));
+        }
+        let mut id_bytes = [0u8; 6];
+        let mut secret_bytes = [0u8; 32];
+        let mut rng = rand::rng();
+        rng.fill_bytes(&mut id_bytes);
+        rng.fill_bytes(&mut secret_bytes);
+        let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
+        let created_at = super::now();
+        let key = ApiKey {
+            id: id.clone(),
+            name: name.to_owned(),
+            role: role.to_owned(),
+            secret_hash: super::hash_secret(&secret),
+            created_at,
+            expires_at,
+            revoked_at: None,
+        };
+        let d = self.storage.dialect();
+        let sql = format!(
+            "INSERT INTO _magmobo_api_keys (id, name, role, secret_hash, created_at, expires_at) \
+             VALUES ({}, {}, {}, {}, {}, {})",
+            placeholder(d, 1),
+            placeholder(d, 2),
+            placeholder(d, 3),
+            placeholder(d, 4),
+            placeholder(d, 5),
+            placeholder(d, 6)
+        );
+        let params = [
+            Value::Text(key.id.clone()),
+            Value::Text(key.name.clone()),
+            Value::Text(key.role.clone()),
+            Value::Text(key.secret_hash.clone()),
+            Value::Int(created_at),
+            expires_at.map_or(Value::Null, Value::Int),
+        ];
+        self.storage.execute(&sql, &params).await?;
+        Ok(CreatedKey {
+            full: format!("{PREFIX}{id}_{secret}"),
+            key,
+        })
+    }
+
+    /// Every key, newest first.
+    pub async fn list(&self) -> Result<Vec<ApiKey>> {
+        let rows = self
+            .storage
+            .query(
+                "SELECT id, name, role, secret_hash, created_at, expires_at, revoked_at \
+                 FROM _magmobo_api_keys ORDER BY created_at DESC, id",
+                &[],
+            )
+            .await?;
+        rows.iter().map(row_to_key).collect()
+    }
+
+    /// Revokes the key whose id (or `mf_<id>` prefix) is given; false when none matched.
+    pub async fn revoke(&self, id_or_prefix: &str) -> Result<bool> {
+        let id = id_or_prefix.strip_prefix(PREFIX).unwrap_or(id_or_prefix);
+        let d = self.storage.dialect();
+        let sql = format!(
+            "UPDATE _magmobo_api_keys SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL",
+            placeholder(d, 1),
+            placeholder(d, 2)
+        );
+        let changed = self
+            .storage
+            .execute(
+                &sql,
+                &[Value::Int(super::now()), Value::Text(id.to_owned())],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+}
+
+fn text(row: &Row, column: &str) -> Result<String> {
+    match row.get(column) {
+        Some(Value::Text(s)) => Ok(s.clone()),
+        other => Err(Error::part(
+            "APIKeyAuth",
+            format!("unexpected {column} in keys table: {other:?}"),
+        )),
+    }
+}
+
+fn int(row: &Row, column: &str) -> Result<Option<i64>> {
+    match row.get(column) {
+        Some(Value::Int(n)) => Ok(Some(*n)),
+        Some(Value::Null) | None => Ok(None),
+        Some(Value::Text(s)) => s.parse().map(Some).map_err(|_| {
+            Error::part(
+                "APIKeyAuth",
+                format!("unexpected {column} in keys table: {s:?}"),
+            )
+        }),
+        other => Err(Error::part(
+            "APIKeyAuth",
+            format!("unexpected {column} in keys table: {other:?}"),
+        )),
+    }
+}
+
+fn row_to_key(row: &Row) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: text(row, "id")?,
+        name: text(row, "name")?,
+        role: text(row, "role")?,
+        secret_hash: text(row, "secret_hash")?,
+        created_at: int(row, "created_at")?.unwrap_or(0),
+        expires_at: int(row, "expires_at")?,
+        revoked_at: int(row, "revoked_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_shape_is_checked_before_any_lookup() {
+        let good = format!("mf_3f9c2a1b7d4e_{}", "a".repeat(43));
+        assert_eq!(parse_key(&good).map(|k| k.id), Some("3f9c2a1b7d4e"));
+        for bad in [
+            "",
+            "mf_",
+            "mf_3f9c2a1b7d4e",
+            "xx_3f9c2a1b7d4e_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "mf_3f9c2a1b7d4g_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "mf_3f9c2a1b7d4e_short",
+            "mf_3f9c2a1b7d4e_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!",
+            "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+        ] {
+            assert!(parse_key(bad).is_none(), "{bad:?} should not parse");
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The PSU slot's first driver: API keys.
+//!
+//! A key looks like `mf_3f9c2a1b7d4e_<43 characters>`: a visible id (safe to log and list) and
+//! a 256-bit secret shown once at creation. Only the SHA-256 of the secret is stored, in the
+//! `_magmobo_api_keys` table of the board's Storage; keys are kept in memory for lookups so a
+//! request costs a hash map lookup and one SHA-256, and the table is re-read after changes.
+//! Keys arrive as the `apikey` header or `Authorization: Bearer <key>`, as Supabase clients
+//! send them. JWT, accounts and agents are not built yet (issue 4).
+
+mod keys;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use magmobo_core::board::{BoardBuilder, BoardContext};
+use magmobo_core::bus::Bus;
+use magmobo_core::prelude::*;
+use magmobo_core::roles::auth::IdentityKind;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub use keys::{ApiKey, CreatedKey, KeyStore, ParsedKey, parse_key};
+
+/// How requests without a key are treated.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// When true (the default, as Supabase), a request without a key gets 401. When false
+    /// (PostgREST mode), it runs as `anon_role`.
+    pub require_key: bool,
+    /// Role of keyless requests when `require_key` is false.
+    pub anon_role: String,
+    /// How often keys are re-read from storage, so a key created or revoked by another
+    /// process (e.g. `magflock keys revoke`) takes effect without a restart.
+    pub refresh: Duration,
+}
+
+impl Default for AuthOptions {
+    fn default() -> Self {
+        AuthOptions {
+            require_key: true,
+            anon_role: "anon".into(),
+            refresh: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The API-key PSU. Depends on the Storage slot, where keys live.
+pub struct ApiKeyAuth {
+    options: AuthOptions,
+    store: OnceLock<KeyStore>,
+    bus: OnceLock<Bus>,
+    keys: Arc<ArcSwap<HashMap<String, ApiKey>>>,
+    refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ApiKeyAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyAuth")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyAuth {
+    /// An API-key PSU with the given options.
+    pub fn new(options: AuthOptions) -> Self {
+        ApiKeyAuth {
+            options,
+            store: OnceLock::new(),
+            bus: OnceLock::new(),
+            keys: Arc::default(),
+            refresher: Mutex::new(None),
+        }
+    }
+
+    /// Re-reads the keys from storage (after a key was created or revoked elsewhere).
+    pub async fn reload(&self) -> Result<usize> {
+        let store = self
+            .store
+            .get()
+            .ok_or_else(|| Error::part("APIKeyAuth", "not initialised"))?;
+        load_keys(store, &self.keys).await
+    }
+
+    /// The key store, once initialised (for creating and revoking keys at run time).
+    pub fn store(&self) -> Option<&KeyStore> {
+        self.store.get()
+    }
+
+    fn reject(&self, code: &str, message: &str, source_hint: Option<&str>) -> AuthRejection {
+        if let Some(bus) = self.bus.get() {
+            let payload = serde_json::json!({ "code": code, "key_id": source_hint });
+            let _ = bus.publish("auth.key.rejected", "psu", payload);
+        }
+        AuthRejection {
+            status: 401,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+async fn load_keys(store: &KeyStore, into: &ArcSwap<HashMap<String, ApiKey>>) -> Result<usize> {
+    let keys = store.list().await?;
+    let count = keys.iter().filter(|k| k.usable(now())).count();
+    into.store(Arc::new(
+        keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
+    ));
+    Ok(count)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The SHA-256 of a key secret, hex-encoded, as stored.
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn presented_key(parts: &http::request::Parts) -> Option<&str> {
+    if let Some(value) = parts.headers.get("apikey").and_then(|v| v.to_str().ok()) {
+        return Some(value.trim());
+    }
+    let auth = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl ComponentMeta for ApiKeyAuth {
+    fn component_info(&self) -> ComponentInfo {
+        let mut info = ComponentInfo::new("APIKeyAuth", env!("CARGO_PKG_VERSION"), Slot::Psu);
+        info.capabilities = vec!["api-keys".into()];
+        info.depends_on = vec![Slot::Storage];
+        info
+    }
+}
+
+impl Plug for ApiKeyAuth {
+    fn plug(self, board: &mut BoardBuilder) {
+        board.put_psu(self);
+    }
+}
+
+#[async_trait]
+impl Component for ApiKeyAuth {
+    async fn self_test(&self) -> Result<String> {
+        let mode = if self.options.require_key {
+            "key required"
+        } else {
+            "anonymous allowed"
+        };
+        Ok(format!("API keys, SHA-256 at rest, {mode}"))
+    }
+
+    async fn init(&self, board: &BoardContext) -> Result<()> {
+        let storage = board.storage().ok_or_else(|| {
+            Error::part(
+                "APIKeyAuth",
+                "API keys live in the Storage slot, which is empty: add a database",
+            )
+        })?;
+        let store = KeyStore::new(storage);
+        store.install().await?;
+        let _ = self.store.set(store);
+        let _ = self.bus.set(board.bus().clone());
+        let active = self.reload().await?;
+        tracing::info!(active, "API keys loaded");
+        Ok(())
+    }
+
+    async fn start(&self, _board: &BoardContext) -> Result<()> {
+        let (Some(store), false) = (self.store.get().cloned(), self.options.refresh.is_zero())
+        else {
+            return Ok(());
+        };
+        let keys = self.keys.clone();
+        let every = self.options.refresh;
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                // A failed refresh keeps the last known keys; the database may be back soon.
+                if let Err(error) = load_keys(&store, &keys).await {
+                    tracing::warn!(%error, "could not refresh API keys");
+                }
+            }
+        });
+        if let Some(old) = self
+            .refresher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, _mode: StopMode) -> Result<()> {
+        if let Some(task) = self
+            .refresher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn health(&self) -> Health {
+        let active = self
+            .keys
+            .load()
+            .values()
+            .filter(|k| k.usable(now()))
+            .count();
+        Health::ok().with_detail(format!("{active} active keys"))
+    }
+}
+
+#[async_trait]
+impl Auth for ApiKeyAuth {
+    async fn authenticate(&self, parts: &http::request::Parts) -> Result<Identity, AuthRejection> {
+        let Some(presented) = presented_key(parts) else {
+            if self.options.require_key {
+                return Err(self.reject(
+                    "no_api_key",
+                    "No API key found in request: send it in the `apikey` header or as `Authorization: Bearer <key>`",
+                    None,
+                ));
+            }
+            return Ok(Identity::anonymous(self.options.anon_role.clone()));
+        };
+        let invalid =
+            "Invalid API key: check the key, or create a new one with `magflock keys create`";
+        let Some(parsed) = parse_key(presented) else {
+            return Err(self.reject("invalid_api_key", invalid, None));
+        };
+        let keys = self.keys.load();
+        let Some(key) = keys.get(parsed.id) else {
+            return Err(self.reject("invalid_api_key", invalid, Some(parsed.id)));
+        };
+        let hash = hash_secret(parsed.secret);
+        if !bool::from(hash.as_bytes().ct_eq(key.secret_hash.as_bytes())) {
+            return Err(self.reject("invalid_api_key", invalid, Some(parsed.id)));
+        }
+        if !key.usable(now()) {
+            let why = if key.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "expired"
+            };
+            let message =
+                format!("This API key is {why}: create a new one with `magflock keys create`");
+            return Err(self.reject(&format!("{why}_api_key"), &message, Some(parsed.id)));
+        }
+        Ok(Identity {
+            kind: if key.role == "service_role" {
+                IdentityKind::Service
+            } else {
+                IdentityKind::ApiKey
+            },
+            subject: Some(key.id.clone()),
+            role: key.role.clone(),
+            claims: serde_json::json!({ "role": key.role, "key_id": key.id, "key_name": key.name }),
+        })
+    }
+}

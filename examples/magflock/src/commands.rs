@@ -1,0 +1,376 @@
+//! What each subcommand does. Every failure becomes one line saying what is wrong and what to
+//! do next (or a POST screen that already says so), and a non-zero exit.
+
+use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use maggate::{GateConfig, MagGate};
+use magmobo::auth::{ApiKeyAuth, AuthOptions, CreatedKey, KeyStore};
+use magmobo::bios::RenderStyle;
+use magmobo::cpu::HyperCpu;
+use magmobo::prelude::*;
+use magmobo::roles::storage::Value;
+use magmobo::storage::{SqlStorage, StorageOptions};
+
+use crate::settings::{self, Flags, Loaded, PROJECT_FILE};
+use crate::sql_split;
+use crate::{Cli, Command, KeysCommand, ServerArgs};
+
+/// How a command failed.
+pub enum Failure {
+    /// Already explained on screen (e.g. a failed POST).
+    Reported,
+    /// Print this line.
+    Message(String),
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::Message(error.to_string())
+    }
+}
+
+type Outcome = std::result::Result<(), Failure>;
+
+fn project_dir(cli_project: &Option<PathBuf>) -> PathBuf {
+    cli_project.clone().unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn load(project: &Path, args: &ServerArgs) -> std::result::Result<Loaded, Failure> {
+    let flags = Flags {
+        listen: args.listen.clone(),
+        database_url: args.database_url.clone(),
+    };
+    Ok(settings::load(project, &flags)?)
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Outcome {
+    let project = project_dir(&cli.project);
+    match cli.command {
+        Command::Init { name, json } => init(&project.join(name), json).await,
+        Command::Start(args) => start(&load(&project, &args)?, args.json).await,
+        Command::Sql { statement, server } => sql(&load(&project, &server)?, statement).await,
+        Command::Doctor(args) => doctor(&load(&project, &args)?, args.json).await,
+        Command::Config { server } => config(&load(&project, &server)?, server.json),
+        Command::Keys(command) => keys(&project, command).await,
+    }
+}
+
+fn storage(loaded: &Loaded) -> std::result::Result<SqlStorage, Failure> {
+    SqlStorage::connect(&loaded.settings.database_url, StorageOptions::default()).map_err(|e| {
+        Failure::Message(format!(
+            "{e}. Check --database-url / MAGFLOCK_DATABASE_URL (now {})",
+            settings::mask_url(&loaded.settings.database_url)
+        ))
+    })
+}
+
+async fn key_store(loaded: &Loaded) -> std::result::Result<KeyStore, Failure> {
+    let storage: Arc<dyn Storage> = Arc::new(storage(loaded)?);
+    let store = KeyStore::new(storage);
+    store.install().await.map_err(|e| {
+        Failure::Message(format!(
+            "cannot open the database at {}: {e}",
+            settings::mask_url(&loaded.settings.database_url)
+        ))
+    })?;
+    Ok(store)
+}
+
+/// Creates `anon` and `service_role` keys when the project has none yet (first boot).
+async fn bootstrap_keys(
+    store: &KeyStore,
+) -> std::result::Result<Option<(CreatedKey, CreatedKey)>, Failure> {
+    if !store.list().await?.is_empty() {
+        return Ok(None);
+    }
+    let anon = store.create("anon", "anon", None).await?;
+    let service = store.create("service_role", "service_role", None).await?;
+    Ok(Some((anon, service)))
+}
+
+fn print_keys(anon: &CreatedKey, service: &CreatedKey) {
+    println!("API keys (shown once; only their hashes are stored):");
+    println!("  anon          {}", anon.full);
+    println!("  service_role  {}", service.full);
+    println!(
+        "Send one as the `apikey` header. Keep service_role secret: it bypasses row policies."
+    );
+}
+
+async fn init(dir: &Path, json: bool) -> Outcome {
+    if dir.join(PROJECT_FILE).exists() {
+        return Err(Failure::Message(format!(
+            "{} is already a MagFlock project; use `magflock --project {} start`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Message(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::write(dir.join(PROJECT_FILE), settings::project_file_text())
+        .map_err(|e| Failure::Message(format!("cannot write {PROJECT_FILE}: {e}")))?;
+    let loaded = settings::load(dir, &Flags::default())?;
+    let store = key_store(&loaded).await?;
+    let Some((anon, service)) = bootstrap_keys(&store).await? else {
+        return Err(Failure::Message(
+            "the new database already had keys; nothing created".into(),
+        ));
+    };
+    if json {
+        let out = serde_json::json!({
+            "project": dir.display().to_string(),
+            "database_url": loaded.settings.database_url,
+            "anon_key": anon.full,
+            "service_role_key": service.full,
+        });
+        println!("{out}");
+    } else {
+        println!("Created MagFlock project in {}", dir.display());
+        println!("  {PROJECT_FILE}   settings, commented");
+        println!("  magflock.db     SQLite database");
+        print_keys(&anon, &service);
+        println!(
+            "Next: magflock --project {} sql \"create table ...\"; then magflock --project {} start",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
+    let s = &loaded.settings;
+    let address: SocketAddr = s.listen.parse().map_err(|_| {
+        Failure::Message(format!(
+            "--listen {:?} is not an address like 127.0.0.1:8080 (host:port)",
+            s.listen
+        ))
+    })?;
+    let gate = MagGate::new(GateConfig {
+        prefix: s.rest_prefix.clone(),
+        max_rows: s.max_rows,
+        max_body_bytes: s.max_body_bytes,
+        schema_poll: (s.schema_poll_secs > 0).then(|| Duration::from_secs(s.schema_poll_secs)),
+        ..GateConfig::default()
+    });
+    let auth = ApiKeyAuth::new(AuthOptions {
+        require_key: s.require_api_key,
+        ..AuthOptions::default()
+    });
+    Ok(Motherboard::builder()
+        .name("MagFlock")
+        .require(Slot::Storage)
+        .with((HyperCpu::new(address), storage(loaded)?, auth))
+        .required_extension(gate)
+        .build()?)
+}
+
+fn style(json: bool) -> RenderStyle {
+    if json {
+        RenderStyle::Json
+    } else {
+        RenderStyle::detect(&std::io::stdout())
+    }
+}
+
+async fn start(loaded: &Loaded, json: bool) -> Outcome {
+    let store = key_store(loaded).await?;
+    if let Some((anon, service)) = bootstrap_keys(&store).await? {
+        println!("First boot of this project.");
+        print_keys(&anon, &service);
+        println!();
+    }
+    let board = build_board(loaded)?;
+    match board.run_until_signal(style(json)).await {
+        Ok(()) => Ok(()),
+        Err(Error::Boot(_)) => Err(Failure::Reported),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn doctor(loaded: &Loaded, json: bool) -> Outcome {
+    let board = build_board(loaded)?;
+    let report = board.self_test().await;
+    println!("{}", magmobo::bios::render(&report, style(json)));
+    if report.is_up() {
+        Ok(())
+    } else {
+        Err(Failure::Reported)
+    }
+}
+
+fn config(loaded: &Loaded, json: bool) -> Outcome {
+    let mut shown = loaded.settings.clone();
+    shown.database_url = settings::mask_url(&shown.database_url);
+    if json {
+        let value = serde_json::json!({
+            "project": loaded.project.display().to_string(),
+            "settings": shown,
+            "sources": loaded.sources.iter().map(|(k, s)| (k.to_string(), serde_json::json!(s))).collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    let table = toml::to_string(&shown).map_err(|e| Failure::Message(e.to_string()))?;
+    println!("# project: {}", loaded.project.display());
+    println!("# precedence: flag > MAGFLOCK_* variable > {PROJECT_FILE} > default");
+    for line in table.lines() {
+        let key = line.split(" = ").next().unwrap_or_default();
+        let source = loaded
+            .sources
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, s)| *s);
+        match source {
+            Some(source) => println!("{line:<50} # {}", format!("{source:?}").to_lowercase()),
+            None => println!("{line}"),
+        }
+    }
+    Ok(())
+}
+
+fn render_value(value: &Value) -> String {
+    match value {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(n) => n.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Bytes(b) => format!("<{} bytes>", b.len()),
+        Value::Json(j) => j.to_string(),
+    }
+}
+
+async fn sql(loaded: &Loaded, statement: Option<String>) -> Outcome {
+    let script = match statement {
+        Some(s) => s,
+        None => {
+            if std::io::stdin().is_terminal() {
+                return Err(Failure::Message(
+                    "give SQL as an argument or on standard input, e.g. magflock sql \"select 1\""
+                        .into(),
+                ));
+            }
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        }
+    };
+    let storage = storage(loaded)?;
+    for statement in sql_split::split(&script) {
+        if sql_split::returns_rows(&statement) {
+            let rows = storage
+                .query(&statement, &[])
+                .await
+                .map_err(|e| sql_failure(&statement, e))?;
+            if let Some(first) = rows.first() {
+                println!("{}", first.columns.join(" | "));
+            }
+            for row in &rows {
+                let cells: Vec<String> = row.values.iter().map(render_value).collect();
+                println!("{}", cells.join(" | "));
+            }
+            println!(
+                "({} row{})",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" }
+            );
+        } else {
+            let affected = storage
+                .execute(&statement, &[])
+                .await
+                .map_err(|e| sql_failure(&statement, e))?;
+            println!(
+                "OK ({affected} row{} affected)",
+                if affected == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sql_failure(statement: &str, error: Error) -> Failure {
+    let short: String = statement.chars().take(60).collect();
+    Failure::Message(format!("SQL failed in `{short}`: {error}"))
+}
+
+async fn keys(project: &Path, command: KeysCommand) -> Outcome {
+    match command {
+        KeysCommand::Create {
+            name,
+            role,
+            expires_in_days,
+            server,
+        } => {
+            let store = key_store(&load(project, &server)?).await?;
+            let expires = expires_in_days.map(|days| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                now + i64::from(days) * 86_400
+            });
+            let created = store.create(&name, &role, expires).await?;
+            if server.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "id": created.key.id, "name": name, "role": role, "key": created.full })
+                );
+            } else {
+                println!(
+                    "Created key {} ({name}, role {role}). Shown once:",
+                    created.key.prefix()
+                );
+                println!("  {}", created.full);
+            }
+            Ok(())
+        }
+        KeysCommand::List { server } => {
+            let store = key_store(&load(project, &server)?).await?;
+            let keys = store.list().await?;
+            if server.json {
+                for key in &keys {
+                    println!("{}", serde_json::to_string(key)?);
+                }
+                return Ok(());
+            }
+            println!("{:<18} {:<16} {:<14} {}", "PREFIX", "NAME", "ROLE", "STATE");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            for key in &keys {
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else if !key.usable(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<18} {:<16} {:<14} {state}",
+                    key.prefix(),
+                    key.name,
+                    key.role
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id, server } => {
+            let store = key_store(&load(project, &server)?).await?;
+            if store.revoke(&id).await? {
+                println!("Revoked {id}. A running server refuses it within 5 seconds.");
+                Ok(())
+            } else {
+                Err(Failure::Message(format!(
+                    "no active key {id}; see `magflock keys list`"
+                )))
+            }
+        }
+    }
+}

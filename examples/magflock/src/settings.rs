@@ -1,0 +1,288 @@
+//! Effective configuration: defaults, then `magflock.toml`, then `MAGFLOCK_*` environment
+//! variables, then command-line flags, each overriding the one before.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The project file's name.
+pub const PROJECT_FILE: &str = "magflock.toml";
+
+/// Settings a server runs with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Database URL; SQLite file by default.
+    pub database_url: String,
+    /// Where MagGate serves the REST API.
+    pub rest_prefix: String,
+    /// Cap on rows per GET (none when absent).
+    pub max_rows: Option<u64>,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Whether requests without an API key are refused (Supabase's behaviour).
+    pub require_api_key: bool,
+    /// Seconds between schema fingerprint checks (0 disables polling).
+    pub schema_poll_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://magflock.db".into(),
+            rest_prefix: "/rest/v1".into(),
+            max_rows: None,
+            max_body_bytes: 1 << 20,
+            require_api_key: true,
+            schema_poll_secs: 5,
+        }
+    }
+}
+
+/// Where each setting came from, for `magflock config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Built in.
+    Default,
+    /// `magflock.toml`.
+    File,
+    /// A `MAGFLOCK_*` variable.
+    Env,
+    /// A command-line flag.
+    Flag,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+/// Settings plus the source of each.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective settings.
+    pub settings: Settings,
+    /// `(name, source)` per setting.
+    pub sources: Vec<(&'static str, Source)>,
+    /// The project folder.
+    pub project: PathBuf,
+}
+
+/// Errors loading settings; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The project file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The project file is not valid.
+    #[error("{path} is not a valid project file: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A variable holds something unusable.
+    #[error("{name}={value:?} is not valid: {why}")]
+    Env {
+        /// Variable name.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        why: &'static str,
+    },
+}
+
+/// Loads settings for the project in `project`.
+pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
+    let mut sources = vec![
+        ("listen", Source::Default),
+        ("database_url", Source::Default),
+        ("rest_prefix", Source::Default),
+        ("max_rows", Source::Default),
+        ("max_body_bytes", Source::Default),
+        ("require_api_key", Source::Default),
+        ("schema_poll_secs", Source::Default),
+    ];
+    let mut mark = |name: &str, source: Source| {
+        if let Some(entry) = sources.iter_mut().find(|(n, _)| *n == name) {
+            entry.1 = source;
+        }
+    };
+    let path = project.join(PROJECT_FILE);
+    let mut settings = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| SettingsError::Parse {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+            for key in table.keys() {
+                mark(key, Source::File);
+            }
+            toml::from_str::<Settings>(&text).map_err(|e| SettingsError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+        Err(source) => return Err(SettingsError::Read { path, source }),
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(v) = env("MAGFLOCK_LISTEN") {
+        settings.listen = v;
+        mark("listen", Source::Env);
+    }
+    if let Some(v) = env("MAGFLOCK_DATABASE_URL") {
+        settings.database_url = v;
+        mark("database_url", Source::Env);
+    }
+    if let Some(v) = env("MAGFLOCK_REST_PREFIX") {
+        settings.rest_prefix = v;
+        mark("rest_prefix", Source::Env);
+    }
+    if let Some(v) = env("MAGFLOCK_MAX_ROWS") {
+        let rows = v.parse().map_err(|_| SettingsError::Env {
+            name: "MAGFLOCK_MAX_ROWS".into(),
+            value: v.clone(),
+            why: "expected a whole number of rows",
+        })?;
+        settings.max_rows = Some(rows);
+        mark("max_rows", Source::Env);
+    }
+    if let Some(v) = env("MAGFLOCK_REQUIRE_API_KEY") {
+        settings.require_api_key = match v.as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => {
+                return Err(SettingsError::Env {
+                    name: "MAGFLOCK_REQUIRE_API_KEY".into(),
+                    value: v,
+                    why: "expected true or false",
+                });
+            }
+        };
+        mark("require_api_key", Source::Env);
+    }
+    if let Some(v) = &flags.listen {
+        settings.listen = v.clone();
+        mark("listen", Source::Flag);
+    }
+    if let Some(v) = &flags.database_url {
+        settings.database_url = v.clone();
+        mark("database_url", Source::Flag);
+    }
+    // A relative SQLite path is relative to the project folder, not to the shell's.
+    settings.database_url = resolve_sqlite(project, &settings.database_url);
+    Ok(Loaded {
+        settings,
+        sources,
+        project: project.to_path_buf(),
+    })
+}
+
+fn resolve_sqlite(project: &Path, url: &str) -> String {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| (!url.contains("://")).then_some(url));
+    match path {
+        Some(p) if !p.starts_with('/') && !p.starts_with(":memory:") => {
+            format!("sqlite://{}", project.join(p).display())
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The URL with any password replaced by `***`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The commented project file written by `magflock init`.
+pub fn project_file_text() -> String {
+    r#"# MagFlock project. Every setting can also come from a MAGFLOCK_* environment variable
+# (e.g. MAGFLOCK_LISTEN) or a command-line flag; flags win over variables, variables over
+# this file, this file over the defaults shown here. `magflock config` prints the result.
+
+# Address the server listens on.
+listen = "127.0.0.1:8080"
+
+# Database: an SQLite file in this folder by default. PostgreSQL and MariaDB work the same:
+#   database_url = "postgres://user:password@127.0.0.1:5432/app"
+#   database_url = "mysql://user:password@127.0.0.1:3306/app"
+database_url = "sqlite://magflock.db"
+
+# Where the REST API lives (supabase-js calls /rest/v1).
+rest_prefix = "/rest/v1"
+
+# Cap on rows one GET returns (PostgREST's db-max-rows). Unset means no cap.
+# max_rows = 1000
+
+# Largest request body in bytes; larger ones get 413.
+max_body_bytes = 1048576
+
+# Refuse requests without an API key (401), as Supabase does.
+require_api_key = true
+
+# Seconds between checks for schema changes (0 turns polling off).
+schema_poll_secs = 5
+"#
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(mask_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(mask_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn relative_sqlite_paths_live_in_the_project() {
+        let p = Path::new("/srv/app");
+        assert_eq!(
+            resolve_sqlite(p, "sqlite://magflock.db"),
+            "sqlite:///srv/app/magflock.db"
+        );
+        assert_eq!(resolve_sqlite(p, "data.db"), "sqlite:///srv/app/data.db");
+        assert_eq!(resolve_sqlite(p, "sqlite:///abs.db"), "sqlite:///abs.db");
+        assert_eq!(resolve_sqlite(p, "postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn the_written_project_file_parses_to_the_defaults() {
+        let settings: Settings = toml::from_str(&project_file_text()).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+}
