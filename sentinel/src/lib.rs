@@ -11,17 +11,22 @@
 //!   obfuscations) and realistic benign values, with a duplicate-free train/held-out split,
 //!   used to measure layer 1 and to train the later layer. The `sentinel-corpus` binary
 //!   writes it as JSONL.
+//! * [`patrol`]: [`SqlGuardPatrol`], SQLGuard as a MagMoBo patrol agent: a request guard on the
+//!   CPU inspects every query value before routing, publishes `threat.detected` from
+//!   confidence 0.5 and answers 403 from 0.85 (configurable, with a dry-run mode).
 //!
 //! # Not built yet
 //!
-//! * The patrol-agent API (how the board feeds requests to agents, hooks with default no-op
-//!   bodies) and its integration with the HTTP extension: SQLGuard is plain library code today.
+//! * The general patrol-agent API of issue 5 (request view with headers and JSON body values,
+//!   verdict hooks with default no-op bodies); today the guard sees query values only.
 //! * Other patrol agents (XSS, path traversal, rate abuse...).
 //! * SQLGuard layer 2: the candle-based classifier meant to raise detection on what layer 1
 //!   lets through.
 //! * The threat analyzer that correlates verdicts across requests, and the audit log.
 
 pub mod corpus;
+pub mod patrol;
 pub mod sqlguard;
 
+pub use patrol::{Policy, SqlGuardPatrol};
 pub use sqlguard::{SqlGuard, Verdict};

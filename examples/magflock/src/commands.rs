@@ -14,6 +14,7 @@ use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::roles::storage::Value;
 use magmobo::storage::{SqlStorage, StorageOptions};
+use sentinel::SqlGuardPatrol;
 
 use crate::settings::{self, Flags, Loaded, PROJECT_FILE};
 use crate::sql_split;
@@ -167,6 +168,7 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         .require(Slot::Storage)
         .with((HyperCpu::new(address), storage(loaded)?, auth))
         .required_extension(gate)
+        .patrol(SqlGuardPatrol::default())
         .build()?)
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use async_trait::async_trait;
 
 pub use super::routes::{
-    NativeHandler, PathParams, RequestContext, RouteTable, RouterHandle, RouterLayer,
+    NativeHandler, PathParams, RequestContext, RequestGuard, RouteTable, RouterHandle, RouterLayer,
 };
 use crate::Result;
 use crate::part::Component;

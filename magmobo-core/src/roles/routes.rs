@@ -72,6 +72,15 @@ where
     }
 }
 
+/// Looks at every request before it is routed (native and axum routes alike) and may answer
+/// it instead, e.g. with a 403. Synchronous on purpose: guards run inline on every request
+/// and must stay in microseconds; anything slow belongs on the bus, off the request path.
+/// The body is not available here (it has not been read yet).
+pub trait RequestGuard: Send + Sync + 'static {
+    /// `None` lets the request through; `Some(response)` answers it without routing.
+    fn check(&self, request: &http::request::Parts, context: &RequestContext) -> Option<Response>;
+}
+
 /// Path parameters of a native route (`/items/{id}` → `[("id", "7")]`), put in the request's
 /// extensions when the pattern has any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,10 +113,12 @@ struct Table {
     mounts: Vec<Mount>,
     natives: Vec<Native>,
     layers: Vec<(String, RouterLayer)>,
+    guards: Vec<(String, Arc<dyn RequestGuard>)>,
 }
 
 /// The immutable result of compiling a [`Table`]: what serves requests.
 struct Dispatcher {
+    guards: Vec<Arc<dyn RequestGuard>>,
     native: matchit::Router<Arc<dyn NativeHandler>>,
     has_native: bool,
     axum: Router,
@@ -116,6 +127,7 @@ struct Dispatcher {
 impl Default for Dispatcher {
     fn default() -> Self {
         Dispatcher {
+            guards: Vec::new(),
             native: matchit::Router::new(),
             has_native: false,
             axum: Router::new(),
@@ -156,6 +168,18 @@ impl RouterHandle {
         context: RequestContext,
     ) -> impl std::future::Future<Output = Response> + Send + use<> {
         let dispatcher = self.0.load();
+        if !dispatcher.guards.is_empty() {
+            let (parts, body) = request.into_parts();
+            if let Some(answer) = dispatcher
+                .guards
+                .iter()
+                .find_map(|g| g.check(&parts, &context))
+            {
+                let answered: BoxFuture<'static, Response> = Box::pin(std::future::ready(answer));
+                return Either::Left(answered);
+            }
+            request = http::Request::from_parts(parts, body);
+        }
         let native = if dispatcher.has_native {
             dispatcher
                 .native
@@ -263,14 +287,26 @@ impl RouteTable {
         .map_err(|reason| mount_error(owner, pattern, reason))
     }
 
-    /// Removes every mount, native route and layer of `owner`; returns how many mounts and
-    /// native routes were removed.
+    /// Adds a guard that sees every request before routing (see [`RequestGuard`]). Guards run
+    /// in the order added; the first to answer wins.
+    pub fn guard(&self, owner: &str, guard: impl RequestGuard) -> Result<()> {
+        let mut table = self.lock();
+        table.guards.push((owner.into(), Arc::new(guard)));
+        self.publish(&mut table, |t| {
+            t.guards.pop();
+        })
+        .map_err(|reason| mount_error(owner, "*", reason))
+    }
+
+    /// Removes every mount, native route, layer and guard of `owner`; returns how many mounts
+    /// and native routes were removed.
     pub fn unmount(&self, owner: &str) -> usize {
         let mut table = self.lock();
         let before = table.mounts.len() + table.natives.len();
         table.mounts.retain(|m| m.owner != owner);
         table.natives.retain(|n| n.owner != owner);
         table.layers.retain(|(o, _)| o != owner);
+        table.guards.retain(|(o, _)| o != owner);
         let removed = before - table.mounts.len() - table.natives.len();
         // Removing routes cannot create a conflict; if a rebuild still failed, the previous
         // dispatcher stays, which is better than serving nothing.
@@ -383,6 +419,7 @@ fn compile(table: &Table) -> std::result::Result<Dispatcher, String> {
             .unwrap_or_else(|| "the routes conflict with routes already mounted".to_owned())
     })?;
     Ok(Dispatcher {
+        guards: table.guards.iter().map(|(_, g)| g.clone()).collect(),
         has_native: !table.natives.is_empty(),
         native,
         axum,
@@ -445,6 +482,45 @@ mod tests {
             "same prefix, other owner"
         );
         assert!(table.mount("e", "no-slash", Router::new()).is_err());
+    }
+
+    #[tokio::test]
+    async fn guards_see_every_request_first_and_leave_with_their_owner() {
+        struct NoSecrets;
+        impl RequestGuard for NoSecrets {
+            fn check(
+                &self,
+                request: &http::request::Parts,
+                _: &RequestContext,
+            ) -> Option<Response> {
+                let blocked = request.uri.query().is_some_and(|q| q.contains("secret"));
+                blocked.then(|| (http::StatusCode::FORBIDDEN, "blocked").into_response())
+            }
+        }
+        let table = RouteTable::new();
+        table
+            .mount("a", "/", Router::new().route("/x", get(|| async { "x" })))
+            .unwrap();
+        table
+            .mount_native("n", "/fast", |_req: http::Request<Body>, _ctx| async {
+                "fast".into_response()
+            })
+            .unwrap();
+        table.guard("sentinel", NoSecrets).unwrap();
+        assert_eq!(get_path(&table, "/x?a=1").await, (200, "x".into()));
+        assert_eq!(
+            get_path(&table, "/x?secret=1").await,
+            (403, "blocked".into())
+        );
+        assert_eq!(
+            get_path(&table, "/fast?secret=1").await,
+            (403, "blocked".into())
+        );
+        table.unmount("sentinel");
+        assert_eq!(
+            get_path(&table, "/fast?secret=1").await,
+            (200, "fast".into())
+        );
     }
 
     #[tokio::test]
