@@ -14,6 +14,9 @@
 //! * [`patrol`]: [`SqlGuardPatrol`], SQLGuard as a MagMoBo patrol agent: a request guard on the
 //!   CPU inspects every query value before routing, publishes `threat.detected` from
 //!   confidence 0.5 and answers 403 from 0.85 (configurable, with a dry-run mode).
+//! * [`audit`]: the tamper-evident audit log: [`AuditLog`] (an extension writing bus events
+//!   about threats, auth and extensions to a hash-chained table in batches) and
+//!   [`AuditStore`] (append, query, verify).
 //!
 //! # Not built yet
 //!
@@ -22,11 +25,13 @@
 //! * Other patrol agents (XSS, path traversal, rate abuse...).
 //! * SQLGuard layer 2: the candle-based classifier meant to raise detection on what layer 1
 //!   lets through.
-//! * The threat analyzer that correlates verdicts across requests, and the audit log.
+//! * The threat analyzer that correlates verdicts across requests.
 
+pub mod audit;
 pub mod corpus;
 pub mod patrol;
 pub mod sqlguard;
 
+pub use audit::{AuditLog, AuditStore};
 pub use patrol::{Policy, SqlGuardPatrol};
 pub use sqlguard::{SqlGuard, Verdict};

@@ -14,7 +14,7 @@ use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::roles::storage::Value;
 use magmobo::storage::{SqlStorage, StorageOptions};
-use sentinel::SqlGuardPatrol;
+use sentinel::{AuditLog, SqlGuardPatrol};
 
 use crate::settings::{self, Flags, Loaded, PROJECT_FILE};
 use crate::sql_split;
@@ -58,10 +58,11 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Doctor(args) => doctor(&load(&project, &args)?, args.json).await,
         Command::Config { server } => config(&load(&project, &server)?, server.json),
         Command::Keys(command) => keys(&project, command).await,
+        Command::Logs(args) => crate::logs::run(&load(&project, &args.server)?, &args).await,
     }
 }
 
-fn storage(loaded: &Loaded) -> std::result::Result<SqlStorage, Failure> {
+pub(crate) fn storage(loaded: &Loaded) -> std::result::Result<SqlStorage, Failure> {
     SqlStorage::connect(&loaded.settings.database_url, StorageOptions::default()).map_err(|e| {
         Failure::Message(format!(
             "{e}. Check --database-url / MAGFLOCK_DATABASE_URL (now {})",
@@ -168,6 +169,7 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         .require(Slot::Storage)
         .with((HyperCpu::new(address), storage(loaded)?, auth))
         .required_extension(gate)
+        .extension(AuditLog::default())
         .patrol(SqlGuardPatrol::default())
         .build()?)
 }

@@ -4,6 +4,7 @@
 //! an SQL storage chosen by URL, the API-key PSU and the MagGate REST extension.
 
 mod commands;
+mod logs;
 mod settings;
 mod sql_split;
 
@@ -72,6 +73,38 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log: blocked attacks, rejected keys, extension changes.
+    #[command(
+        after_help = "Examples:\n  magflock logs --kind threat --since 1h\n  magflock logs --follow --json\n  magflock logs --verify"
+    )]
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct LogsArgs {
+    /// Only kinds starting with this, e.g. `threat` or `auth.key`.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only this identity (key id, user id).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Only this source address.
+    #[arg(long)]
+    source: Option<String>,
+    /// Only entries newer than this: 30s, 10m, 2h, 7d.
+    #[arg(long, value_name = "AGE")]
+    since: Option<String>,
+    /// At most this many (the newest).
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Keep printing new entries as they arrive.
+    #[arg(long)]
+    follow: bool,
+    /// Check the hash chain instead of printing entries; non-zero exit when broken.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Debug, Clone, Args)]
