@@ -33,5 +33,5 @@ pub mod patrol;
 pub mod sqlguard;
 
 pub use audit::{AuditLog, AuditStore};
-pub use patrol::{Policy, SqlGuardPatrol};
+pub use patrol::{Policy, SqlGuardPatrol, postgrest_operand};
 pub use sqlguard::{SqlGuard, Verdict};

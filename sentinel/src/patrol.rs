@@ -72,6 +72,59 @@ struct QueryGuard {
     bus: Bus,
 }
 
+const OPERATORS: [&str; 26] = [
+    "eq",
+    "neq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "like",
+    "ilike",
+    "match",
+    "imatch",
+    "in",
+    "is",
+    "isdistinct",
+    "cs",
+    "cd",
+    "ov",
+    "sl",
+    "sr",
+    "nxl",
+    "nxr",
+    "adj",
+    "fts",
+    "plfts",
+    "phfts",
+    "wfts",
+    "not",
+];
+
+/// The operand of a PostgREST filter value (`eq.5` → `5`, `not.like(any).{a,b}` → `{a,b}`),
+/// which is what reaches the database; `None` when the value has no operator prefix. Attack
+/// shapes are judged on the operand too, since `eq.1 union select ...` only breaks out after
+/// the operator.
+pub fn postgrest_operand(value: &str) -> Option<&str> {
+    let mut rest = value;
+    let mut found = false;
+    loop {
+        let Some((head, tail)) = rest.split_once('.') else {
+            break;
+        };
+        let name = head.split_once('(').map_or(head, |(n, _)| n);
+        if !OPERATORS.contains(&name) {
+            break;
+        }
+        found = true;
+        rest = tail;
+        if name != "not" {
+            break;
+        }
+    }
+    found.then_some(rest)
+}
+
 /// A query key as the application sees it (`+` is a space, then percent-decoding).
 fn decode(text: &str) -> String {
     let spaced = text.replace('+', " ");
@@ -86,7 +139,13 @@ impl RequestGuard for QueryGuard {
         let mut worst: Option<(f32, &str, String)> = None;
         for pair in query.split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let verdict = self.guard.inspect(value);
+            let mut verdict = self.guard.inspect(value);
+            if let Some(operand) = postgrest_operand(value) {
+                let inner = self.guard.inspect(operand);
+                if inner.confidence > verdict.confidence {
+                    verdict = inner;
+                }
+            }
             if verdict.confidence >= self.policy.log_at
                 && worst
                     .as_ref()
@@ -156,5 +215,31 @@ impl Patrol for SqlGuardPatrol {
             cpu.routes().unmount(AGENT);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operands_are_found_behind_postgrest_operators() {
+        assert_eq!(postgrest_operand("eq.5"), Some("5"));
+        assert_eq!(postgrest_operand("not.like(any).{a*,b*}"), Some("{a*,b*}"));
+        assert_eq!(postgrest_operand("fts(english).cat"), Some("cat"));
+        assert_eq!(
+            postgrest_operand("eq.1 union select 1"),
+            Some("1 union select 1")
+        );
+        assert_eq!(postgrest_operand("hello.world"), None);
+        assert_eq!(postgrest_operand("5"), None);
+        let guard = SqlGuard::new();
+        let operand = postgrest_operand("eq.1 union select password from users").unwrap_or("");
+        assert!(guard.inspect(operand).attack);
+        assert!(
+            !guard
+                .inspect(postgrest_operand("eq.O'Brien").unwrap_or(""))
+                .attack
+        );
     }
 }

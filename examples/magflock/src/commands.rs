@@ -58,6 +58,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Doctor(args) => doctor(&load(&project, &args)?, args.json).await,
         Command::Config { server } => config(&load(&project, &server)?, server.json),
         Command::Keys(command) => keys(&project, command).await,
+        Command::Sentinel(crate::SentinelCommand::Scan { requests }) => crate::scan::run(requests),
         Command::Logs(args) => crate::logs::run(&load(&project, &args.server)?, &args).await,
     }
 }

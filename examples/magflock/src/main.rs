@@ -5,6 +5,7 @@
 
 mod commands;
 mod logs;
+mod scan;
 mod settings;
 mod sql_split;
 
@@ -73,11 +74,27 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Sentinel tools.
+    #[command(subcommand)]
+    Sentinel(SentinelCommand),
     /// Read the audit log: blocked attacks, rejected keys, extension changes.
     #[command(
         after_help = "Examples:\n  magflock logs --kind threat --since 1h\n  magflock logs --follow --json\n  magflock logs --verify"
     )]
     Logs(LogsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SentinelCommand {
+    /// Judge values (one per line on stdin) or requests (`--requests`, one JSON per line).
+    #[command(
+        after_help = "Output: one line per input, `attack <confidence> <agent>` or `benign <confidence>`.\n\nExamples:\n  echo \"1' OR '1'='1\" | magflock sentinel scan\n  echo '{\"method\":\"GET\",\"path\":\"/rest/v1/users\",\"query\":{\"id\":\"eq.1 union select 1\"}}' | magflock sentinel scan --requests"
+    )]
+    Scan {
+        /// Read one JSON request per line: method, path, query, headers, body.
+        #[arg(long)]
+        requests: bool,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

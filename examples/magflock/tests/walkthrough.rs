@@ -190,3 +190,42 @@ async fn walkthrough_on_postgres() {
     };
     walkthrough(Some(&db.url)).await;
 }
+
+#[test]
+fn sentinel_scan_prints_one_verdict_per_input_line() {
+    use std::io::Write;
+    let scan = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_magflock"))
+            .args(["sentinel", "scan"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run scan");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let values = scan(&[], "1' OR '1'='1\nO'Brien\n1 UNION SELECT password FROM users--\nselect a product\n");
+    assert_eq!(values.len(), 4);
+    assert!(values[0].starts_with("attack ") && values[0].ends_with(" SQLGuard"), "{values:?}");
+    assert!(values[1].starts_with("benign "), "{values:?}");
+    assert!(values[2].starts_with("attack "), "{values:?}");
+    assert!(values[3].starts_with("benign "), "{values:?}");
+    let requests = scan(
+        &["--requests"],
+        concat!(
+            r#"{"method":"GET","path":"/rest/v1/users","query":{"id":"eq.1 union select password from users"}}"#,
+            "\n",
+            r#"{"method":"POST","path":"/rest/v1/notes","body":{"text":"Let's select a table for dinner"}}"#,
+            "\n",
+            r#"{"method":"POST","path":"/rest/v1/notes","headers":{"X-Filter":"x'; DROP TABLE notes;--"}}"#,
+            "\n"
+        ),
+    );
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(requests[0].starts_with("attack "), "{requests:?}");
+    assert!(requests[1].starts_with("benign "), "{requests:?}");
+    assert!(requests[2].starts_with("attack "), "{requests:?}");
+}

@@ -81,7 +81,10 @@ fn to_entry(event: &Event) -> NewEntry {
             field("parameter").unwrap_or_default(),
             p.get("confidence").and_then(|c| c.as_f64()).unwrap_or(0.0)
         ),
-        topic => match field("message").or_else(|| field("name")).or_else(|| field("code")) {
+        topic => match field("message")
+            .or_else(|| field("name"))
+            .or_else(|| field("code"))
+        {
             Some(what) => format!("{topic}: {what}"),
             None => topic.to_owned(),
         },
