@@ -83,6 +83,10 @@ pub struct ExtensionInfo {
     pub version: Label,
     /// Capabilities it asks for; each implies the slot it belongs to (see [`capability_slot`]).
     pub capabilities: Vec<Label>,
+    /// Capabilities it uses when their slot is filled and does without otherwise (e.g. MagGate
+    /// authenticates through the PSU when there is one). They imply no required slot; asking
+    /// for the handle when the slot is empty is an `Error::MissingSlot` to handle.
+    pub optional_capabilities: Vec<Label>,
     /// Slots it needs even without a capability on them.
     pub requires: Vec<Slot>,
     /// Other extensions that must be mounted first.
@@ -98,9 +102,19 @@ impl ExtensionInfo {
             name,
             version: version.into(),
             capabilities: Vec::new(),
+            optional_capabilities: Vec::new(),
             requires: Vec::new(),
             depends_on: Vec::new(),
         }
+    }
+
+    /// Declared and optional capabilities together: what its context hands out.
+    pub fn all_capabilities(&self) -> Vec<Label> {
+        self.capabilities
+            .iter()
+            .chain(&self.optional_capabilities)
+            .cloned()
+            .collect()
     }
 
     /// Every slot this extension needs: declared ones plus those implied by capabilities.

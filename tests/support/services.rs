@@ -38,3 +38,177 @@ pub async fn redis_or_skip(test: &str) -> Option<String> {
     eprintln!("SKIPPED {test}: Redis not reachable at {url}; run scripts/test-services.sh");
     None
 }
+
+/// PostgreSQL admin URL from `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn postgres_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// MySQL/MariaDB admin URL from `MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`.
+pub fn mysql_url() -> String {
+    std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
+}
+
+use magmobo::Component as _;
+use magmobo::roles::storage::Storage as _;
+
+/// Which server a [`TempDatabase`] lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+/// A throw-away database, dropped (blocking, from `Drop`) when the guard goes out of scope.
+/// Declare it before the storage that uses it, so it is dropped last.
+#[derive(Debug)]
+pub struct TempDatabase {
+    /// URL of the new database.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+    admin_url: String,
+    server: Server,
+}
+
+impl TempDatabase {
+    fn drop_sql(&self) -> String {
+        match self.server {
+            Server::Postgres => format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            Server::MySql => format!("DROP DATABASE IF EXISTS `{}`", self.name),
+        }
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin_url.clone();
+        let sql = self.drop_sql();
+        // A fresh thread with its own runtime, so this works inside or outside a runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let storage = admin_storage(&admin)?;
+                let result = storage.execute(&sql, &[]).await.map_err(|e| e.to_string());
+                let _ = storage.stop(magmobo::StopMode::Fast).await;
+                result.map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+fn admin_storage(url: &str) -> Result<magmobo::storage::SqlStorage, String> {
+    magmobo::storage::SqlStorage::connect(
+        url,
+        magmobo::storage::StorageOptions::default()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(3)),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `url` with its database path replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
+fn unique_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "magmobo_t_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn temp_database(test: &str, server: Server, admin_url: String) -> Option<TempDatabase> {
+    let label = match server {
+        Server::Postgres => ("PostgreSQL", "DATABASE_URL"),
+        Server::MySql => ("MySQL/MariaDB", "MYSQL_URL"),
+    };
+    let name = unique_name();
+    let create = match server {
+        Server::Postgres => format!("CREATE DATABASE \"{name}\""),
+        Server::MySql => format!("CREATE DATABASE `{name}`"),
+    };
+    let created = async {
+        let admin = admin_storage(&admin_url)?;
+        let result = admin.execute(&create, &[]).await.map_err(|e| e.to_string());
+        let _ = admin.stop(magmobo::StopMode::Fast).await;
+        result
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), created).await {
+        Ok(Ok(_)) => Some(TempDatabase {
+            url: with_database(&admin_url, &name),
+            name,
+            admin_url,
+            server,
+        }),
+        outcome => {
+            assert!(
+                !in_ci(),
+                "{test}: {} is not usable at {admin_url} ({}); CI requires it. Start it with scripts/test-services.sh: {outcome:?}",
+                label.0,
+                label.1
+            );
+            eprintln!(
+                "SKIPPED {test}: {} not usable at {admin_url} ({}); run scripts/test-services.sh",
+                label.0, label.1
+            );
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL database for `test`, or `None` (only outside CI) when the server at
+/// `DATABASE_URL` is unreachable.
+pub async fn postgres_or_skip(test: &str) -> Option<TempDatabase> {
+    temp_database(test, Server::Postgres, postgres_url()).await
+}
+
+/// A fresh MySQL/MariaDB database for `test`, or `None` (only outside CI) when the server at
+/// `MYSQL_URL` is unreachable.
+pub async fn mysql_or_skip(test: &str) -> Option<TempDatabase> {
+    temp_database(test, Server::MySql, mysql_url()).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_replace_the_path() {
+        let cases = [
+            ("postgres://u@h:5432/postgres", "postgres://u@h:5432/x"),
+            (
+                "mysql://root@h/test?ssl-mode=disabled",
+                "mysql://root@h/x?ssl-mode=disabled",
+            ),
+            ("postgres://u@h", "postgres://u@h/x"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(super::with_database(url, "x"), expected);
+        }
+    }
+}

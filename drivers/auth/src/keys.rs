@@ -83,13 +83,6 @@ impl std::fmt::Debug for KeyStore {
     }
 }
 
-fn placeholder(dialect: Dialect, n: usize) -> String {
-    match dialect {
-        Dialect::Postgres => format!("${n}"),
-        Dialect::MySql | Dialect::Sqlite => "?".to_owned(),
-    }
-}
-
 const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS _magmobo_api_keys (\
     id VARCHAR(32) PRIMARY KEY, name VARCHAR(200) NOT NULL, role VARCHAR(100) NOT NULL, \
     secret_hash VARCHAR(64) NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT, \
@@ -151,13 +144,8 @@ impl KeyStore {
         let d = self.storage.dialect();
         let sql = format!(
             "INSERT INTO _magmobo_api_keys (id, name, role, secret_hash, created_at, expires_at) \
-             VALUES ({}, {}, {}, {}, {}, {})",
-            placeholder(d, 1),
-            placeholder(d, 2),
-            placeholder(d, 3),
-            placeholder(d, 4),
-            placeholder(d, 5),
-            placeholder(d, 6)
+             VALUES ({})",
+            d.placeholders(6)
         );
         let params = [
             Value::Text(key.id.clone()),
@@ -193,8 +181,8 @@ impl KeyStore {
         let d = self.storage.dialect();
         let sql = format!(
             "UPDATE _magmobo_api_keys SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL",
-            placeholder(d, 1),
-            placeholder(d, 2)
+            d.placeholder(1),
+            d.placeholder(2)
         );
         let changed = self
             .storage

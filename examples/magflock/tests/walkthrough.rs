@@ -202,14 +202,28 @@ fn sentinel_scan_prints_one_verdict_per_input_line() {
             .stdout(Stdio::piped())
             .spawn()
             .expect("run scan");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
         let output = child.wait_with_output().expect("wait");
         assert!(output.status.success());
-        String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
     };
-    let values = scan(&[], "1' OR '1'='1\nO'Brien\n1 UNION SELECT password FROM users--\nselect a product\n");
+    let values = scan(
+        &[],
+        "1' OR '1'='1\nO'Brien\n1 UNION SELECT password FROM users--\nselect a product\n",
+    );
     assert_eq!(values.len(), 4);
-    assert!(values[0].starts_with("attack ") && values[0].ends_with(" SQLGuard"), "{values:?}");
+    assert!(
+        values[0].starts_with("attack ") && values[0].ends_with(" SQLGuard"),
+        "{values:?}"
+    );
     assert!(values[1].starts_with("benign "), "{values:?}");
     assert!(values[2].starts_with("attack "), "{values:?}");
     assert!(values[3].starts_with("benign "), "{values:?}");

@@ -250,7 +250,7 @@ impl Motherboard {
                 "depends on '{dep}', which is not up"
             ))),
             None => {
-                let ctx = self.part_context(&info.name, &info.capabilities);
+                let ctx = self.part_context(&info.name, &info.all_capabilities());
                 let what = format!("mounting '{}'", info.name);
                 self.timed(&what, async {
                     ext.install(&ctx).await?;
@@ -504,7 +504,7 @@ impl Motherboard {
             .map(|e| (e.ext.clone(), e.info.clone()))
             .collect();
         for (ext, info) in extensions {
-            let ctx = self.part_context(&info.name, &info.capabilities);
+            let ctx = self.part_context(&info.name, &info.all_capabilities());
             log_stop(&info.name, ext.stop(&ctx).await);
             if let Some(cpu) = &self.inner.slots.cpu {
                 cpu.routes().unmount(&info.name);
@@ -628,7 +628,7 @@ impl Motherboard {
                 entry.state == PartState::Up,
             )
         };
-        let ctx = self.part_context(&info.name, &info.capabilities);
+        let ctx = self.part_context(&info.name, &info.all_capabilities());
         if let Some(cpu) = &self.inner.slots.cpu {
             cpu.routes().unmount(name);
         }

@@ -21,6 +21,24 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// The bind placeholder for the `n`th parameter (from 1): `$n` on PostgreSQL, `?` elsewhere.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::MySql | Dialect::Sqlite => "?".to_owned(),
+        }
+    }
+
+    /// Placeholders for parameters `1..=count`, comma-separated.
+    pub fn placeholders(self, count: usize) -> String {
+        (1..=count)
+            .map(|n| self.placeholder(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// A bind parameter or a decoded column value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

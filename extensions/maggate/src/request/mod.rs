@@ -80,7 +80,7 @@ impl<'q> QueryParams<'q> {
     }
 }
 
-fn url_decode(s: &str) -> Cow<'_, str> {
+pub(crate) fn url_decode(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
         return Cow::Borrowed(s);
     }

@@ -1,0 +1,370 @@
+//! The MagGate extension: introspects the schema at `init`, mounts one native handler on
+//! `{prefix}` and `{prefix}/{*path}`, keeps the schema fresh (explicit [`MagGate::reload`]
+//! and fingerprint polling, swapped atomically so requests never fail during a reload),
+//! and answers requests with PostgREST's statuses, headers and error bodies.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use magmobo_core::axum::body::Body;
+use magmobo_core::board::{BusHandle, ExtensionContext};
+use magmobo_core::roles::storage::{Dialect, Storage};
+use magmobo_core::{Extension, ExtensionInfo, ExtensionMeta, Health, async_trait, caps};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler;
+use crate::sql::Catalog;
+
+/// How MagGate serves.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// Where the API lives, e.g. `/rest/v1` (no trailing slash).
+    pub prefix: String,
+    /// Schemas to expose; the first is where tables are looked up. On MySQL and SQLite,
+    /// where PostgreSQL's `public` does not exist, `public` is ignored and the connection's
+    /// database is served.
+    pub schemas: Vec<String>,
+    /// Cap on the rows one GET returns (PostgREST's `db-max-rows`).
+    pub max_rows: Option<u64>,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Whether PATCH and DELETE without any filter are allowed (refused by default).
+    pub allow_unfiltered_writes: bool,
+    /// How often to compare the schema fingerprint and reload on change; `None` disables.
+    pub schema_poll: Option<Duration>,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            prefix: "/rest/v1".to_owned(),
+            schemas: vec!["public".to_owned()],
+            max_rows: None,
+            max_body_bytes: 1 << 20,
+            allow_unfiltered_writes: false,
+            schema_poll: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// What a running gate works with; swapped as a whole on init and replaced on reload.
+pub(crate) struct Runtime {
+    pub storage: Arc<dyn Storage>,
+    /// The PSU, when the board has one: every request must authenticate through it.
+    pub auth: Option<Arc<dyn magmobo_core::roles::auth::Auth>>,
+    pub bus: Option<BusHandle>,
+    pub catalog: arc_swap::ArcSwap<Catalog>,
+}
+
+pub(crate) struct Inner {
+    pub config: GateConfig,
+    pub runtime: ArcSwapOption<Runtime>,
+}
+
+impl Inner {
+    /// The schemas to introspect for `dialect`.
+    fn introspect_schemas(&self, dialect: Dialect) -> Vec<String> {
+        match dialect {
+            Dialect::Postgres => self.config.schemas.clone(),
+            Dialect::MySql | Dialect::Sqlite => self
+                .config
+                .schemas
+                .iter()
+                .filter(|s| *s != "public")
+                .cloned()
+                .collect(),
+        }
+    }
+
+    async fn load(&self, storage: &dyn Storage) -> magmobo_core::Result<Catalog> {
+        let dialect = storage.dialect();
+        let schemas = self.introspect_schemas(dialect);
+        let schema = storage.introspect(&schemas).await?;
+        Ok(Catalog::new(schema, dialect, &self.config.schemas))
+    }
+
+    async fn reload(&self) -> magmobo_core::Result<bool> {
+        let Some(rt) = self.runtime.load_full() else {
+            return Ok(false);
+        };
+        let catalog = self.load(rt.storage.as_ref()).await?;
+        let changed = catalog.schema().fingerprint != rt.catalog.load().schema().fingerprint;
+        rt.catalog.store(Arc::new(catalog));
+        Ok(changed)
+    }
+
+    async fn poll_once(&self) -> magmobo_core::Result<()> {
+        let Some(rt) = self.runtime.load_full() else {
+            return Ok(());
+        };
+        let schemas = self.introspect_schemas(rt.storage.dialect());
+        let now = rt.storage.schema_fingerprint(&schemas).await?;
+        if now != rt.catalog.load().schema().fingerprint {
+            self.reload().await?;
+            tracing::info!(target: "maggate", "schema changed; reloaded");
+        }
+        Ok(())
+    }
+}
+
+/// The MagGate extension: a PostgREST-compatible REST API over the board's Storage.
+///
+/// ```no_run
+/// use maggate::{GateConfig, MagGate};
+/// let gate = MagGate::new(GateConfig { max_rows: Some(1000), ..GateConfig::default() });
+/// ```
+pub struct MagGate {
+    inner: Arc<Inner>,
+    poller: Mutex<Option<(CancellationToken, Vec<JoinHandle<()>>)>>,
+}
+
+impl std::fmt::Debug for MagGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MagGate")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl MagGate {
+    /// A gate with `config`; it serves once the board mounts it.
+    pub fn new(config: GateConfig) -> MagGate {
+        let mut config = config;
+        while config.prefix.len() > 1 && config.prefix.ends_with('/') {
+            config.prefix.pop();
+        }
+        MagGate {
+            inner: Arc::new(Inner {
+                config,
+                runtime: ArcSwapOption::empty(),
+            }),
+            poller: Mutex::new(None),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GateConfig {
+        &self.inner.config
+    }
+
+    /// Introspects the schema again and swaps it in; requests in flight finish with the
+    /// schema they started with. Returns whether the fingerprint changed. Does nothing
+    /// (returns `false`) before `init`.
+    pub async fn reload(&self) -> magmobo_core::Result<bool> {
+        self.inner.reload().await
+    }
+
+    /// A cheap handle that stays usable after the gate is handed to the board.
+    pub fn handle(&self) -> GateHandle {
+        GateHandle(self.inner.clone())
+    }
+
+    fn take_poller(&self) -> Option<(CancellationToken, Vec<JoinHandle<()>>)> {
+        self.poller.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl ExtensionMeta for MagGate {
+    fn extension_info(&self) -> ExtensionInfo {
+        let mut info = ExtensionInfo::new("maggate", env!("CARGO_PKG_VERSION"));
+        info.title = "MagGate API Generator".into();
+        info.capabilities = vec![
+            caps::STORAGE_READ.into(),
+            caps::STORAGE_WRITE.into(),
+            caps::CPU_MOUNT.into(),
+            caps::BUS_PUBLISH.into(),
+        ];
+        // Requests are authenticated through the PSU when the board has one; without a PSU
+        // every request runs anonymously, as PostgREST without a JWT secret does.
+        info.optional_capabilities = vec![caps::AUTH_VERIFY.into()];
+        info
+    }
+}
+
+#[async_trait]
+impl Extension for MagGate {
+    async fn init(&self, ctx: &ExtensionContext) -> magmobo_core::Result<()> {
+        let storage = ctx.storage()?;
+        let catalog = self.inner.load(storage.as_ref()).await?;
+        let auth = match ctx.auth() {
+            Ok(auth) => Some(auth),
+            Err(magmobo_core::Error::MissingSlot { .. }) => None,
+            Err(other) => return Err(other),
+        };
+        self.inner.runtime.store(Some(Arc::new(Runtime {
+            storage,
+            auth,
+            bus: ctx.bus().ok(),
+            catalog: arc_swap::ArcSwap::from_pointee(catalog),
+        })));
+        let cpu = ctx.cpu()?;
+        let prefix = self.inner.config.prefix.clone();
+        let root = if prefix == "/" { String::new() } else { prefix };
+        for pattern in [
+            if root.is_empty() {
+                "/".to_owned()
+            } else {
+                root.clone()
+            },
+            format!("{root}/{{*path}}"),
+        ] {
+            let inner = self.inner.clone();
+            cpu.mount_native(&pattern, move |req: http::Request<Body>, _ctx| {
+                let inner = inner.clone();
+                async move { handler::handle(inner, req).await }
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, _ctx: &ExtensionContext) -> magmobo_core::Result<()> {
+        let token = CancellationToken::new();
+        let mut tasks = Vec::new();
+        if let Some(every) = self.inner.config.schema_poll {
+            tasks.push(tokio::spawn(poll_loop(
+                self.inner.clone(),
+                every,
+                token.clone(),
+            )));
+        }
+        // PostgREST's convention: `NOTIFY pgrst, 'reload schema'` reloads at once.
+        if let Some(rt) = self.inner.runtime.load_full()
+            && rt.storage.dialect() == Dialect::Postgres
+        {
+            match rt.storage.listen("pgrst").await {
+                Ok(notes) => tasks.push(tokio::spawn(notify_loop(
+                    self.inner.clone(),
+                    notes,
+                    token.clone(),
+                ))),
+                Err(e) => {
+                    tracing::warn!(target: "maggate", error = %e, "NOTIFY pgrst unavailable; relying on polling");
+                }
+            }
+        }
+        if let Some((old, handles)) = self
+            .poller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace((token, tasks))
+        {
+            old.cancel();
+            handles.iter().for_each(JoinHandle::abort);
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, _ctx: &ExtensionContext) -> magmobo_core::Result<()> {
+        if let Some((token, handles)) = self.take_poller() {
+            token.cancel();
+            // A poll in the middle of an introspection may take a moment; never hang stop.
+            for handle in handles {
+                let abort = handle.abort_handle();
+                if tokio::time::timeout(Duration::from_secs(2), handle)
+                    .await
+                    .is_err()
+                {
+                    abort.abort();
+                    tracing::warn!(target: "maggate", "schema watcher did not stop in time; aborted");
+                }
+            }
+        }
+        self.inner.runtime.store(None);
+        Ok(())
+    }
+
+    async fn health(&self) -> Health {
+        match self.summary() {
+            Some(summary) => Health::ok().with_detail(summary),
+            None => Health::degraded("not initialised: the schema is not loaded"),
+        }
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.inner.summary()
+    }
+}
+
+impl Inner {
+    fn summary(&self) -> Option<String> {
+        let rt = self.runtime.load_full()?;
+        let (tables, endpoints) = rt.catalog.load().counts();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        Some(format!(
+            "{tables} table{}, {endpoints} endpoint{}",
+            plural(tables),
+            plural(endpoints)
+        ))
+    }
+}
+
+/// A handle on a [`MagGate`] owned by the board: reload its schema, read its summary.
+#[derive(Clone)]
+pub struct GateHandle(Arc<Inner>);
+
+impl std::fmt::Debug for GateHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GateHandle")
+    }
+}
+
+impl GateHandle {
+    /// Same as [`MagGate::reload`].
+    pub async fn reload(&self) -> magmobo_core::Result<bool> {
+        self.0.reload().await
+    }
+
+    /// Same as [`Extension::summary`]: `5 tables, 20 endpoints` once initialised.
+    pub fn summary(&self) -> Option<String> {
+        self.0.summary()
+    }
+}
+
+impl Drop for MagGate {
+    fn drop(&mut self) {
+        if let Some((token, handles)) = self.take_poller() {
+            token.cancel();
+            handles.iter().for_each(JoinHandle::abort);
+        }
+    }
+}
+
+/// Compares the schema fingerprint every `every` and reloads on change, until `stop`.
+async fn poll_loop(inner: Arc<Inner>, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(e) = inner.poll_once().await {
+                    tracing::warn!(target: "maggate", error = %e, "schema poll failed; keeping the current schema");
+                }
+            }
+        }
+    }
+}
+
+/// Reloads on `NOTIFY pgrst` (any payload: an empty one means notifications were lost).
+async fn notify_loop(
+    inner: Arc<Inner>,
+    mut notes: magmobo_core::roles::storage::Notifications,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            note = notes.recv() => {
+                let Some(payload) = note else { break };
+                if (payload.is_empty() || payload.contains("reload schema"))
+                    && let Err(e) = inner.reload().await
+                {
+                    tracing::warn!(target: "maggate", error = %e, "schema reload on NOTIFY failed");
+                }
+            }
+        }
+    }
+}

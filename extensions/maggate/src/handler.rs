@@ -1,0 +1,750 @@
+//! The HTTP side of MagGate: one native handler that routes `{prefix}/{table}` by method,
+//! parses the request, builds and runs the SQL, and answers the way PostgREST does
+//! (statuses, `Content-Range`, `Location`, `Preference-Applied`, error bodies).
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use magmobo_core::axum::body::{Body, to_bytes};
+use magmobo_core::axum::response::Response;
+use magmobo_core::roles::schema::Table;
+use magmobo_core::roles::storage::{Row, Storage, Transaction, Value};
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::gate::{Inner, Runtime};
+use crate::request::{
+    PreferHandling, PreferReturn, Preferences, QueryParams, Request, RequestHeaders, url_decode,
+};
+use crate::sql::{self, Catalog, Plan, ReadOptions, Returning, Shape, Statement};
+
+const JSON: &str = "application/json; charset=utf-8";
+const OBJECT_JSON: &str = "application/vnd.pgrst.object+json; charset=utf-8";
+
+/// Answers one request; never fails (errors become PostgREST error responses).
+pub(crate) async fn handle(inner: Arc<Inner>, req: http::Request<Body>) -> Response {
+    match serve(&inner, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e, None),
+    }
+}
+
+fn error_response(e: &ApiError, content_range: Option<String>) -> Response {
+    let mut b = http::Response::builder()
+        .status(StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, JSON);
+    if let Some(cr) = content_range.or_else(|| (e.status == 416).then(|| "*/*".to_owned())) {
+        b = b.header(header::CONTENT_RANGE, cr);
+    }
+    b.body(Body::from(e.to_json()))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(header::HeaderName, String)>,
+    body: Option<String>,
+    content_type: &'static str,
+}
+
+impl Reply {
+    fn into_response(self, head: bool) -> Response {
+        let mut b = http::Response::builder()
+            .status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK));
+        if self.body.is_some() {
+            b = b.header(header::CONTENT_TYPE, self.content_type);
+        }
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                b = b.header(k, v);
+            }
+        }
+        let body = match self.body {
+            Some(s) if !head => Body::from(s),
+            _ => Body::empty(),
+        };
+        b.body(body)
+            .unwrap_or_else(|_| Response::new(Body::empty()))
+    }
+}
+
+async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
+    let Some(rt) = inner.runtime.load_full() else {
+        return Err(ApiError::new(
+            503,
+            "PGRST002",
+            "Could not query the database for the schema cache. Retrying.",
+        ));
+    };
+    let catalog = rt.catalog.load_full();
+    let (parts, body) = req.into_parts();
+    // Authenticate before anything else, so an unauthenticated caller learns nothing, not
+    // even which tables exist.
+    if let Some(auth) = &rt.auth {
+        auth.authenticate(&parts).await.map_err(|rejection| {
+            ApiError::new(rejection.status, &rejection.code, &rejection.message)
+        })?;
+    }
+    let path = parts.uri.path();
+    let prefix = inner.config.prefix.as_str();
+    let rest = path
+        .strip_prefix(prefix)
+        .unwrap_or(path)
+        .trim_start_matches('/');
+    let head = parts.method == Method::HEAD;
+    if rest.is_empty() {
+        return Ok(root(&catalog, &parts.method)?.into_response(head));
+    }
+    if rest.contains('/') {
+        if rest.starts_with("rpc/") {
+            return Err(ApiError::not_supported(
+                "RPC (calling functions under /rpc)",
+            ));
+        }
+        return Err(ApiError::new(
+            404,
+            "PGRST125",
+            "Invalid path specified in request URL",
+        ));
+    }
+    let name = url_decode(rest);
+    let table = catalog.table(&name)?;
+
+    let headers = &parts.headers;
+    let prefer: Vec<&str> = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let is_read = matches!(parts.method, Method::GET | Method::HEAD);
+    let range = if is_read {
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok())
+    } else {
+        None
+    };
+    let singular = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
+    let params = QueryParams::decode(parts.uri.query().unwrap_or(""));
+    let request = Request::parse(
+        &params,
+        &RequestHeaders {
+            prefer: &prefer,
+            range,
+        },
+    )?;
+    let ctx = Ctx {
+        inner,
+        rt: &rt,
+        catalog: &catalog,
+        table,
+        request: &request,
+        singular,
+    };
+    let reply = match parts.method {
+        Method::GET | Method::HEAD => ctx.read().await?,
+        Method::POST => {
+            let payload = read_json(body, headers, inner.config.max_body_bytes).await?;
+            ctx.insert(payload).await?
+        }
+        Method::PATCH => {
+            ctx.refuse_unfiltered("UPDATE")?;
+            let payload = read_json(body, headers, inner.config.max_body_bytes).await?;
+            ctx.update(payload).await?
+        }
+        Method::DELETE => {
+            ctx.refuse_unfiltered("DELETE")?;
+            ctx.delete().await?
+        }
+        Method::OPTIONS => Reply {
+            status: 200,
+            headers: vec![(
+                header::ALLOW,
+                "OPTIONS,GET,HEAD,POST,PATCH,DELETE".to_owned(),
+            )],
+            body: None,
+            content_type: JSON,
+        },
+        ref other => {
+            return Err(ApiError::new(
+                405,
+                "PGRST117",
+                format!("Unsupported HTTP method: {other}"),
+            ));
+        }
+    };
+    Ok(reply.into_response(head))
+}
+
+/// The API root: the exposed tables and their columns.
+fn root(catalog: &Catalog, method: &Method) -> ApiResult<Reply> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return Err(ApiError::new(
+            405,
+            "PGRST117",
+            format!("Unsupported HTTP method: {method}"),
+        ));
+    }
+    let tables: Vec<serde_json::Value> = catalog
+        .schema()
+        .tables
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name,
+                "schema": t.schema,
+                "kind": t.kind,
+                "columns": t.columns.iter().map(|c| serde_json::json!({
+                    "name": c.name, "type": c.data_type, "nullable": c.nullable,
+                })).collect::<Vec<_>>(),
+                "primary_key": t.primary_key,
+            })
+        })
+        .collect();
+    Ok(Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: Some(serde_json::json!({ "tables": tables }).to_string()),
+        content_type: JSON,
+    })
+}
+
+/// Whether the client asked for a single object; 406 when it accepts nothing we produce.
+fn negotiate(accept: Option<&str>) -> ApiResult<bool> {
+    let Some(accept) = accept else {
+        return Ok(false);
+    };
+    for part in accept.split(',') {
+        let media = part.split(';').next().unwrap_or("").trim();
+        match media.to_ascii_lowercase().as_str() {
+            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => {
+                return Ok(true);
+            }
+            "" | "*/*" | "application/*" | "application/json" => return Ok(false),
+            _ => {}
+        }
+    }
+    Err(ApiError::new(
+        406,
+        "PGRST107",
+        format!("None of these media types are available: {accept}"),
+    ))
+}
+
+async fn read_json(body: Body, headers: &HeaderMap, max: usize) -> ApiResult<serde_json::Value> {
+    let too_large = || {
+        ApiError::new(413, "MG413", "Payload Too Large")
+            .details(format!("The request body is larger than {max} bytes"))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let bytes = to_bytes(body, max).await.map_err(|_| too_large())?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_body(e.to_string()))
+}
+
+/// A database failure as PostgREST would report it. The driver appends
+/// `(SQLSTATE xxxxx)` to database messages; without one it is a client-side failure.
+fn db_error(e: &magmobo_core::Error) -> ApiError {
+    let text = e.to_string();
+    if let Some(pos) = text.rfind("(SQLSTATE ") {
+        let code: String = text[pos + 10..].chars().take(5).collect();
+        let message = text[..pos].trim_end();
+        // Keep the database's own words: drop the "Part: action: " prefix.
+        let message = message.splitn(3, ": ").last().unwrap_or(message);
+        return ApiError::from_database(Some(&code), message);
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("connection") || lower.contains("cannot reach") || lower.contains("pool") {
+        return ApiError::new(
+            503,
+            "PGRST001",
+            "Database client error. Retrying the connection.",
+        )
+        .details(text);
+    }
+    ApiError::from_database(None, &text)
+}
+
+/// Statements run either on the pool or inside one transaction.
+enum Conn {
+    Pool(Arc<dyn Storage>),
+    Tx(Box<dyn Transaction>),
+}
+
+impl Conn {
+    async fn query(&mut self, st: &Statement) -> ApiResult<Vec<Row>> {
+        let r = match self {
+            Conn::Pool(s) => s.query(&st.sql, &st.binds).await,
+            Conn::Tx(t) => t.query(&st.sql, &st.binds).await,
+        };
+        r.map_err(|e| db_error(&e))
+    }
+
+    async fn execute(&mut self, st: &Statement) -> ApiResult<u64> {
+        let r = match self {
+            Conn::Pool(s) => s.execute(&st.sql, &st.binds).await,
+            Conn::Tx(t) => t.execute(&st.sql, &st.binds).await,
+        };
+        r.map_err(|e| db_error(&e))
+    }
+
+    async fn finish(self, commit: bool) -> ApiResult<()> {
+        if let Conn::Tx(t) = self {
+            let r = if commit {
+                t.commit().await
+            } else {
+                t.rollback().await
+            };
+            r.map_err(|e| db_error(&e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a statement returned.
+struct Outcome {
+    /// The JSON array, when rows were asked for.
+    body: Option<String>,
+    /// Rows in the body, or rows affected.
+    page_total: u64,
+    /// The exact count, when asked for.
+    total: Option<u64>,
+}
+
+fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Text(s) => Some(s.clone()),
+        Value::Json(j) => Some(j.to_string()),
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+fn count_of(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::Float(f) => Some(f.max(0.0) as u64),
+        Value::Text(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn get<'r>(row: &'r Row, name: &str, index: usize) -> Option<&'r Value> {
+    row.get(name).or_else(|| row.values.get(index))
+}
+
+async fn run(conn: &mut Conn, plan: &Plan) -> ApiResult<Outcome> {
+    match plan.shape {
+        Shape::Affected => Ok(Outcome {
+            body: None,
+            page_total: conn.execute(&plan.statement).await?,
+            total: None,
+        }),
+        Shape::Aggregated => {
+            let rows = conn.query(&plan.statement).await?;
+            let row = rows.first().ok_or_else(|| {
+                ApiError::new(
+                    500,
+                    "XX000",
+                    "the database returned no row for an aggregate",
+                )
+            })?;
+            let total = row.get(sql::TOTAL).and_then(|v| count_of(Some(v)));
+            let page_total = count_of(row.get(sql::PAGE_TOTAL)).unwrap_or(0);
+            let body = text_of(row.get(sql::BODY)).unwrap_or_else(|| "[]".to_owned());
+            Ok(Outcome {
+                body: Some(body),
+                page_total,
+                total,
+            })
+        }
+        Shape::Rows => {
+            let rows = conn.query(&plan.statement).await?;
+            let mut body = String::with_capacity(rows.len() * 64 + 2);
+            body.push('[');
+            for (i, row) in rows.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(&text_of(get(row, sql::ROW_JSON, 0)).unwrap_or_default());
+            }
+            body.push(']');
+            let total = match &plan.count {
+                Some(st) => {
+                    let rows = conn.query(st).await?;
+                    rows.first().and_then(|r| count_of(get(r, sql::TOTAL, 0)))
+                }
+                None => None,
+            };
+            Ok(Outcome {
+                body: Some(body),
+                page_total: rows.len() as u64,
+                total,
+            })
+        }
+    }
+}
+
+/// `[{...}]` → `{...}` for a singular response.
+fn unwrap_single(body: &str) -> String {
+    let t = body.trim();
+    let t = t.strip_prefix('[').unwrap_or(t);
+    let t = t.strip_suffix(']').unwrap_or(t);
+    t.trim().to_owned()
+}
+
+fn not_single(n: u64) -> ApiError {
+    ApiError::new(
+        406,
+        "PGRST116",
+        "JSON object requested, multiple (or no) rows returned",
+    )
+    .details(format!("The result contains {n} rows"))
+}
+
+struct Ctx<'a, 'q> {
+    inner: &'a Inner,
+    rt: &'a Runtime,
+    catalog: &'a Catalog,
+    table: &'a Table,
+    request: &'a Request<'q>,
+    singular: bool,
+}
+
+impl Ctx<'_, '_> {
+    fn prefs(&self) -> &Preferences<'_> {
+        &self.request.preferences
+    }
+
+    fn refuse_unfiltered(&self, verb: &str) -> ApiResult<()> {
+        if self.inner.config.allow_unfiltered_writes || sql::has_filters(&self.request.query) {
+            return Ok(());
+        }
+        Err(
+            ApiError::new(400, "21000", format!("{verb} requires a WHERE clause")).hint(
+                "Add a filter such as ?id=eq.1, or enable allow_unfiltered_writes in GateConfig.",
+            ),
+        )
+    }
+
+    async fn read(&self) -> ApiResult<Reply> {
+        let opts = ReadOptions {
+            max_rows: self.inner.config.max_rows,
+            count: self.prefs().count.is_some(),
+        };
+        let plan = sql::read(
+            self.catalog,
+            self.table,
+            &self.request.query,
+            self.request.range,
+            opts,
+        )?;
+        let mut conn = Conn::Pool(self.rt.storage.clone());
+        let out = run(&mut conn, &plan).await?;
+        let lower = self.request.range.offset;
+        let total_s = out.total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+        if let Some(total) = out.total
+            && lower > total
+        {
+            let e = ApiError::new(416, "PGRST103", "Requested range not satisfiable").details(
+                format!("An offset of {lower} was requested, but there are only {total} rows."),
+            );
+            return Err(e).or_else(|e| {
+                Ok(Reply {
+                    status: 416,
+                    headers: vec![(header::CONTENT_RANGE, format!("*/{total}"))],
+                    body: Some(e.to_json()),
+                    content_type: JSON,
+                })
+            });
+        }
+        let content_range = if out.page_total > 0 && out.total != Some(0) {
+            format!("{lower}-{}/{total_s}", lower + out.page_total - 1)
+        } else {
+            format!("*/{total_s}")
+        };
+        let status = match out.total {
+            Some(total) if out.page_total < total => 206,
+            _ => 200,
+        };
+        let mut headers = vec![(header::CONTENT_RANGE, content_range)];
+        if let Some(c) = self.prefs().count {
+            let applied = match c {
+                crate::request::PreferCount::Exact => "count=exact",
+                crate::request::PreferCount::Planned => "count=planned",
+                crate::request::PreferCount::Estimated => "count=estimated",
+            };
+            headers.push((
+                header::HeaderName::from_static("preference-applied"),
+                applied.to_owned(),
+            ));
+        }
+        let body = out.body.unwrap_or_else(|| "[]".to_owned());
+        if self.singular {
+            if out.page_total != 1 {
+                return Err(not_single(out.page_total));
+            }
+            return Ok(Reply {
+                status: 200,
+                headers,
+                body: Some(unwrap_single(&body)),
+                content_type: OBJECT_JSON,
+            });
+        }
+        Ok(Reply {
+            status,
+            headers,
+            body: Some(body),
+            content_type: JSON,
+        })
+    }
+
+    fn returning(&self, location: bool) -> Returning {
+        match self.prefs().representation {
+            Some(PreferReturn::Representation) => Returning::Selected,
+            Some(PreferReturn::HeadersOnly) if location && !self.table.primary_key.is_empty() => {
+                Returning::PrimaryKey
+            }
+            _ => Returning::Nothing,
+        }
+    }
+
+    /// Runs a write plan, in a transaction when a check on the result may undo it.
+    async fn write(&self, plan: &Plan, max_affected: Option<i64>) -> ApiResult<Outcome> {
+        let needs_tx = self.singular || max_affected.is_some();
+        let mut conn = if needs_tx {
+            Conn::Tx(self.rt.storage.begin().await.map_err(|e| db_error(&e))?)
+        } else {
+            Conn::Pool(self.rt.storage.clone())
+        };
+        let out = match run(&mut conn, plan).await {
+            Ok(out) => out,
+            Err(e) => {
+                let _ = conn.finish(false).await;
+                return Err(e);
+            }
+        };
+        if let Some(max) = max_affected
+            && i128::from(out.page_total) > i128::from(max)
+        {
+            conn.finish(false).await?;
+            return Err(ApiError::new(
+                400,
+                "PGRST124",
+                "Query result exceeds max-affected preference constraint",
+            )
+            .details(format!("The query affects {} rows", out.page_total)));
+        }
+        if self.singular && out.page_total != 1 {
+            conn.finish(false).await?;
+            return Err(not_single(out.page_total));
+        }
+        conn.finish(true).await?;
+        Ok(out)
+    }
+
+    fn publish(&self, operation: &str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let Some(bus) = &self.rt.bus else {
+            return;
+        };
+        let topic = format!("table.{}.changed", self.table.name);
+        let payload = serde_json::json!({
+            "schema": self.table.schema,
+            "table": self.table.name,
+            "operation": operation,
+            "count": count,
+        });
+        if let Err(e) = bus.publish(&topic, payload) {
+            tracing::debug!(target: "maggate", error = %e, topic, "change event not published");
+        }
+    }
+
+    fn applied(&self, headers: &mut Vec<(header::HeaderName, String)>) {
+        let r = match self.prefs().representation {
+            Some(PreferReturn::Representation) => "return=representation",
+            Some(PreferReturn::HeadersOnly) => "return=headers-only",
+            Some(PreferReturn::Minimal) => "return=minimal",
+            None => return,
+        };
+        headers.push((
+            header::HeaderName::from_static("preference-applied"),
+            r.to_owned(),
+        ));
+    }
+
+    fn body_reply(
+        &self,
+        status: u16,
+        mut headers: Vec<(header::HeaderName, String)>,
+        out: &Outcome,
+    ) -> Reply {
+        self.applied(&mut headers);
+        match (&out.body, self.returning(false)) {
+            (Some(body), Returning::Selected) => Reply {
+                status,
+                headers,
+                body: Some(if self.singular {
+                    unwrap_single(body)
+                } else {
+                    body.clone()
+                }),
+                content_type: if self.singular { OBJECT_JSON } else { JSON },
+            },
+            _ => Reply {
+                status: if status == 200 { 204 } else { status },
+                headers,
+                body: None,
+                content_type: JSON,
+            },
+        }
+    }
+
+    async fn insert(&self, payload: serde_json::Value) -> ApiResult<Reply> {
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = match payload {
+            serde_json::Value::Object(o) => vec![o],
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    serde_json::Value::Object(o) => Ok(o),
+                    _ => Err(ApiError::invalid_body("All array elements must be objects")),
+                })
+                .collect::<ApiResult<_>>()?,
+            _ => return Err(ApiError::invalid_body("Expected a JSON object or array")),
+        };
+        let ret = self.returning(true);
+        if rows.is_empty() {
+            let out = Outcome {
+                body: Some("[]".to_owned()),
+                page_total: 0,
+                total: None,
+            };
+            return Ok(self.body_reply(201, vec![(header::CONTENT_RANGE, "*/*".to_owned())], &out));
+        }
+        let opts = sql::InsertOptions {
+            rows: &rows,
+            missing: self.prefs().missing,
+        };
+        let plan = sql::insert(self.catalog, self.table, &self.request.query, opts, ret)?;
+        let out = self.write(&plan, None).await?;
+        self.publish("insert", out.page_total);
+        let mut headers = vec![(header::CONTENT_RANGE, "*/*".to_owned())];
+        if ret == Returning::PrimaryKey
+            && let Some(loc) = out.body.as_deref().and_then(|b| self.location(b))
+        {
+            headers.push((header::LOCATION, loc));
+        }
+        Ok(self.body_reply(201, headers, &out))
+    }
+
+    /// `/table?pk=eq.value` for the first returned row.
+    fn location(&self, body: &str) -> Option<String> {
+        let rows: serde_json::Value = serde_json::from_str(body).ok()?;
+        let first = rows.as_array()?.first()?.as_object()?;
+        let mut loc = format!("/{}?", encode(&self.table.name));
+        for (i, k) in self.table.primary_key.iter().enumerate() {
+            if i > 0 {
+                loc.push('&');
+            }
+            let v = match first.get(k)? {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            loc.push_str(&format!("{}=eq.{}", encode(k), encode(&v)));
+        }
+        Some(loc)
+    }
+
+    fn max_affected(&self) -> Option<i64> {
+        let p = self.prefs();
+        (p.handling == Some(PreferHandling::Strict))
+            .then_some(p.max_affected)
+            .flatten()
+    }
+
+    fn write_range(n: u64) -> String {
+        if n == 0 {
+            "*/*".to_owned()
+        } else {
+            format!("0-{}/*", n - 1)
+        }
+    }
+
+    async fn update(&self, payload: serde_json::Value) -> ApiResult<Reply> {
+        let serde_json::Value::Object(payload) = payload else {
+            return Err(ApiError::invalid_body("Expected a JSON object"));
+        };
+        let ret = self.returning(false);
+        let Some(plan) = sql::update(self.catalog, self.table, &self.request.query, &payload, ret)?
+        else {
+            let out = Outcome {
+                body: Some("[]".to_owned()),
+                page_total: 0,
+                total: None,
+            };
+            return Ok(self.body_reply(200, vec![(header::CONTENT_RANGE, "*/*".to_owned())], &out));
+        };
+        let out = self.write(&plan, self.max_affected()).await?;
+        self.publish("update", out.page_total);
+        let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
+        Ok(self.body_reply(200, headers, &out))
+    }
+
+    async fn delete(&self) -> ApiResult<Reply> {
+        let ret = self.returning(false);
+        let plan = sql::delete(self.catalog, self.table, &self.request.query, ret)?;
+        let out = self.write(&plan, self.max_affected()).await?;
+        self.publish("delete", out.page_total);
+        let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
+        Ok(self.body_reply(200, headers, &out))
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(negotiate(None), Ok(false));
+        assert_eq!(negotiate(Some("application/json")), Ok(false));
+        assert_eq!(
+            negotiate(Some("application/vnd.pgrst.object+json")),
+            Ok(true)
+        );
+        assert_eq!(negotiate(Some("text/csv")).unwrap_err().code, "PGRST107");
+    }
+
+    #[test]
+    fn database_messages_keep_their_sqlstate() {
+        let e = magmobo_core::Error::part(
+            "SQLite",
+            "query: UNIQUE constraint failed: items.name (SQLSTATE 23505)",
+        );
+        let api = db_error(&e);
+        assert_eq!((api.status, api.code.as_str()), (409, "23505"));
+        assert_eq!(api.message, "UNIQUE constraint failed: items.name");
+    }
+
+    #[test]
+    fn singular_bodies_lose_their_brackets() {
+        assert_eq!(unwrap_single("[{\"a\":1}]"), "{\"a\":1}");
+    }
+}

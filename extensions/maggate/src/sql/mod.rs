@@ -1,0 +1,566 @@
+//! SQL building: a parsed [`Request`](crate::request::Request), the introspected
+//! [`Schema`] and a [`Dialect`] in, [`Statement`]s out. Pure: no I/O, no async.
+//!
+//! Invariants:
+//! - every value from the request is a bind parameter ([`Statement::binds`]);
+//! - every identifier comes from the schema and is quoted for the dialect;
+//! - the response body is built by the database where the dialect allows it
+//!   (PostgreSQL `json_agg`, SQLite `json_group_array`; MySQL returns one `JSON_OBJECT`
+//!   per row because `JSON_ARRAYAGG` ignores `ORDER BY`), so one round trip returns it.
+
+mod expr;
+mod value;
+mod writer;
+
+use magmobo_core::roles::schema::{Schema, Table, TableKind};
+use magmobo_core::roles::storage::{Dialect, Value};
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::request::{ApiQuery, PreferMissing, QueryRange, SelectItem};
+pub use writer::Statement;
+
+use expr::Projected;
+use value::Target;
+use writer::Sql;
+
+/// Name of the result column holding the JSON body (`body`) or one JSON object per row (`j`).
+pub const BODY: &str = "body";
+/// Name of the result column holding one JSON object per row.
+pub const ROW_JSON: &str = "j";
+/// Name of the result column with the number of rows in the body.
+pub const PAGE_TOTAL: &str = "page_total";
+/// Name of the result column with the exact count of matching rows.
+pub const TOTAL: &str = "total";
+
+/// The introspected schema with the lookups requests need.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    schema: Schema,
+    dialect: Dialect,
+    default_schema: Option<String>,
+}
+
+impl Catalog {
+    /// Serves `schema`; tables are looked up in `exposed[0]` when it holds any table, else
+    /// by name alone (SQLite's `main`, MySQL's database name).
+    pub fn new(schema: Schema, dialect: Dialect, exposed: &[String]) -> Catalog {
+        let default_schema = exposed
+            .iter()
+            .find(|s| schema.tables.iter().any(|t| &t.schema == *s))
+            .cloned();
+        Catalog {
+            schema,
+            dialect,
+            default_schema,
+        }
+    }
+
+    /// The dialect SQL is built for.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The introspected schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn exposed(&self) -> impl Iterator<Item = &Table> {
+        self.schema
+            .tables
+            .iter()
+            .filter(|t| self.default_schema.as_deref().is_none_or(|s| t.schema == s))
+    }
+
+    /// The table or view `name`, or PostgREST's PGRST205 (404) with the closest name.
+    pub fn table(&self, name: &str) -> ApiResult<&Table> {
+        if let Some(t) = self.exposed().find(|t| t.name == name) {
+            return Ok(t);
+        }
+        let schema = self.default_schema.as_deref().unwrap_or("public");
+        let mut e = ApiError::new(
+            404,
+            "PGRST205",
+            format!("Could not find the table '{schema}.{name}' in the schema cache"),
+        );
+        if let Some(close) = expr::closest(name, self.exposed().map(|t| t.name.as_str())) {
+            e = e.hint(format!("Perhaps you meant the table '{schema}.{close}'"));
+        }
+        Err(e)
+    }
+
+    /// `(tables and views, endpoints)`: four methods per table, GET (plus POST when
+    /// insertable) per view.
+    pub fn counts(&self) -> (usize, usize) {
+        self.exposed().fold((0, 0), |(t, e), table| {
+            let endpoints = match table.kind {
+                TableKind::Table => 4,
+                TableKind::View if table.insertable => 4,
+                TableKind::View => 1,
+            };
+            (t + 1, e + endpoints)
+        })
+    }
+}
+
+/// How to read what a statement returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One row with [`BODY`] (a JSON array), [`PAGE_TOTAL`] and, when counted, [`TOTAL`].
+    Aggregated,
+    /// One row per record, each with [`ROW_JSON`] (a JSON object).
+    Rows,
+    /// Nothing: run it with `execute` and use the affected-row count.
+    Affected,
+}
+
+/// A statement and how to read its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The statement.
+    pub statement: Statement,
+    /// What it returns.
+    pub shape: Shape,
+    /// With [`Shape::Rows`] and a count asked for: the separate `COUNT(*)` statement.
+    pub count: Option<Statement>,
+}
+
+/// Options of a read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// The server's row cap (PostgREST's `db-max-rows`).
+    pub max_rows: Option<u64>,
+    /// `Prefer: count=exact` (planned and estimated counts are exact here).
+    pub count: bool,
+}
+
+fn where_clause(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<bool> {
+    let mut first = true;
+    let mut sep = |w: &mut Sql| {
+        w.push(if first { " WHERE " } else { " AND " });
+        first = false;
+    };
+    for f in &q.filters {
+        if let Some(p) = f.path.first() {
+            return Err(expr::not_embedded(p));
+        }
+        sep(w);
+        expr::filter(w, table, &f.item)?;
+    }
+    for l in &q.logic {
+        if let Some(p) = l.path.first() {
+            return Err(expr::not_embedded(p));
+        }
+        sep(w);
+        expr::logic(w, table, &l.item)?;
+    }
+    Ok(!first)
+}
+
+fn order_limit(
+    w: &mut Sql,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    range: QueryRange,
+    max_rows: Option<u64>,
+) -> ApiResult<()> {
+    let mut first = true;
+    for o in &q.order {
+        if let Some(p) = o.path.first() {
+            return Err(expr::not_embedded(p));
+        }
+        for term in &o.item {
+            w.push(if first { " ORDER BY " } else { ", " });
+            first = false;
+            expr::order_term(w, table, term)?;
+        }
+    }
+    for r in &q.ranges {
+        if let Some(p) = r.path.first() {
+            return Err(expr::not_embedded(p));
+        }
+    }
+    let limit = match (range.limit, max_rows) {
+        (Some(l), Some(m)) => Some(l.min(m)),
+        (l, m) => l.or(m),
+    };
+    match limit {
+        Some(l) => {
+            w.push(" LIMIT ").number(l);
+        }
+        None if range.offset > 0 => {
+            w.push(match w.dialect {
+                Dialect::Postgres => "",
+                Dialect::MySql => " LIMIT 18446744073709551615",
+                Dialect::Sqlite => " LIMIT -1",
+            });
+        }
+        None => {}
+    }
+    if range.offset > 0 {
+        w.push(" OFFSET ").number(range.offset);
+    }
+    Ok(())
+}
+
+fn from(w: &mut Sql, table: &Table) {
+    w.push(" FROM ").table(&table.schema, &table.name);
+}
+
+/// `SELECT count(*) FROM t WHERE ...`, as a sub-select or a statement of its own.
+fn count_query(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<()> {
+    w.push("SELECT count(*)");
+    if w.dialect == Dialect::MySql {
+        w.push(" AS ").ident(TOTAL);
+    }
+    from(w, table);
+    where_clause(w, table, q)?;
+    Ok(())
+}
+
+/// A GET: the rows matching the filters, in order, in the requested window, as JSON.
+pub fn read(
+    cat: &Catalog,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    range: QueryRange,
+    opts: ReadOptions,
+) -> ApiResult<Plan> {
+    let d = cat.dialect;
+    let items = expr::projection(table, &q.select)?;
+    let mut w = Sql::new(d);
+    let inner = |w: &mut Sql| -> ApiResult<()> {
+        w.push("SELECT ");
+        match d {
+            Dialect::Postgres => expr::select_list_pg(w, &items)?,
+            Dialect::MySql | Dialect::Sqlite => {
+                expr::json_object(w, &items)?;
+                w.push(" AS ").ident(ROW_JSON);
+            }
+        }
+        from(w, table);
+        where_clause(w, table, q)?;
+        order_limit(w, table, q, range, opts.max_rows)
+    };
+    if d == Dialect::MySql {
+        inner(&mut w)?;
+        let count = if opts.count {
+            let mut c = Sql::new(d);
+            count_query(&mut c, table, q)?;
+            Some(c.finish())
+        } else {
+            None
+        };
+        return Ok(Plan {
+            statement: w.finish(),
+            shape: Shape::Rows,
+            count,
+        });
+    }
+    w.push("SELECT ");
+    if opts.count {
+        w.push("(");
+        count_query(&mut w, table, q)?;
+        w.push(") AS ").ident(TOTAL).push(", ");
+    }
+    w.push("count(*) AS ").ident(PAGE_TOTAL).push(", ");
+    match d {
+        Dialect::Postgres => w.push("coalesce(json_agg(_mg), '[]')::text AS "),
+        _ => w.push("coalesce(json_group_array(json(_mg.j)), '[]') AS "),
+    };
+    w.ident(BODY).push(" FROM (");
+    inner(&mut w)?;
+    w.push(") _mg");
+    Ok(Plan {
+        statement: w.finish(),
+        shape: Shape::Aggregated,
+        count: None,
+    })
+}
+
+/// What a write sends back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returning {
+    /// Only the affected-row count.
+    Nothing,
+    /// The `select=` projection of each affected row.
+    Selected,
+    /// The primary key of each affected row (for `Location`).
+    PrimaryKey,
+}
+
+fn returning_items<'a, 't>(
+    table: &'t Table,
+    q: &ApiQuery<'a>,
+    ret: Returning,
+) -> ApiResult<Vec<Projected<'a, 't>>> {
+    match ret {
+        Returning::Selected => expr::projection(table, &q.select),
+        Returning::PrimaryKey | Returning::Nothing => {
+            let items: Vec<SelectItem<'a>> = table
+                .primary_key
+                .iter()
+                .map(|k| {
+                    SelectItem::Field(crate::request::SelectField {
+                        field: crate::request::Field {
+                            name: std::borrow::Cow::Owned(k.clone()),
+                            json_path: Vec::new(),
+                        },
+                        alias: None,
+                        cast: None,
+                        aggregate: None,
+                        aggregate_cast: None,
+                    })
+                })
+                .collect();
+            expr::projection(table, &items)
+        }
+    }
+}
+
+/// Wraps a data-modifying statement so it returns what `ret` asks for.
+fn finish_write(
+    d: Dialect,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    ret: Returning,
+    body: impl FnOnce(&mut Sql) -> ApiResult<()>,
+) -> ApiResult<Plan> {
+    let mut w = Sql::new(d);
+    if ret == Returning::Nothing {
+        body(&mut w)?;
+        return Ok(Plan {
+            statement: w.finish(),
+            shape: Shape::Affected,
+            count: None,
+        });
+    }
+    let items = returning_items(table, q, ret)?;
+    match d {
+        Dialect::Postgres => {
+            w.push("WITH _mg_w AS (");
+            body(&mut w)?;
+            w.push(" RETURNING *) SELECT count(*) AS ")
+                .ident(PAGE_TOTAL);
+            w.push(", coalesce(json_agg(_mg), '[]')::text AS ")
+                .ident(BODY);
+            w.push(" FROM (SELECT ");
+            expr::select_list_pg(&mut w, &items)?;
+            w.push(" FROM _mg_w) _mg");
+            Ok(Plan {
+                statement: w.finish(),
+                shape: Shape::Aggregated,
+                count: None,
+            })
+        }
+        Dialect::MySql | Dialect::Sqlite => {
+            body(&mut w)?;
+            w.push(" RETURNING ");
+            expr::json_object(&mut w, &items)?;
+            w.push(" AS ").ident(ROW_JSON);
+            Ok(Plan {
+                statement: w.finish(),
+                shape: Shape::Rows,
+                count: None,
+            })
+        }
+    }
+}
+
+/// A POST payload, already parsed: one object or an array of objects.
+#[derive(Debug, Clone, Copy)]
+pub struct InsertOptions<'p> {
+    /// The payload rows.
+    pub rows: &'p [serde_json::Map<String, serde_json::Value>],
+    /// `Prefer: missing=`.
+    pub missing: Option<PreferMissing>,
+}
+
+/// PGRST204: a payload member names no column.
+fn unknown_payload_column(table: &Table, name: &str) -> ApiError {
+    ApiError::new(
+        400,
+        "PGRST204",
+        format!(
+            "Could not find the '{name}' column of '{}' in the schema cache",
+            table.name
+        ),
+    )
+}
+
+/// An INSERT of every payload row. Columns come from `columns=` when given, else from the
+/// first row's keys (every row must then have the same keys, as in PostgREST).
+pub fn insert(
+    cat: &Catalog,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    opts: InsertOptions<'_>,
+    ret: Returning,
+) -> ApiResult<Plan> {
+    let d = cat.dialect;
+    if table.kind == TableKind::View && !table.insertable {
+        return Err(ApiError::new(
+            405,
+            "PGRST120",
+            format!("Cannot insert into the view '{}'", table.name),
+        ));
+    }
+    let names: Vec<String> = match &q.columns {
+        Some(cols) => cols.iter().map(|c| c.to_string()).collect(),
+        None => {
+            let first: Vec<String> = opts
+                .rows
+                .first()
+                .map(|r| r.keys().cloned().collect())
+                .unwrap_or_default();
+            for row in opts.rows.iter().skip(1) {
+                if row.len() != first.len() || first.iter().any(|k| !row.contains_key(k)) {
+                    return Err(ApiError::invalid_body("All object keys must match"));
+                }
+            }
+            first
+        }
+    };
+    let mut cols = Vec::with_capacity(names.len());
+    for n in &names {
+        cols.push(
+            table
+                .column(n)
+                .ok_or_else(|| unknown_payload_column(table, n))?,
+        );
+    }
+    let explicit = q.columns.is_some();
+    finish_write(d, table, q, ret, |w| {
+        w.push("INSERT INTO ").table(&table.schema, &table.name);
+        if cols.is_empty() {
+            if opts.rows.len() > 1 && d != Dialect::MySql {
+                return Err(ApiError::not_supported(
+                    "inserting several rows that all use column defaults",
+                ));
+            }
+            if d == Dialect::MySql {
+                w.push(" () VALUES ");
+                for i in 0..opts.rows.len().max(1) {
+                    w.push(if i == 0 { "()" } else { ", ()" });
+                }
+            } else {
+                w.push(" DEFAULT VALUES");
+            }
+            return Ok(());
+        }
+        w.push(" (");
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.ident(&c.name);
+        }
+        w.push(") VALUES ");
+        for (r, row) in opts.rows.iter().enumerate() {
+            w.push(if r == 0 { "(" } else { ", (" });
+            for (i, c) in cols.iter().enumerate() {
+                if i > 0 {
+                    w.push(", ");
+                }
+                match row.get(&c.name) {
+                    Some(v) => {
+                        let b = value::from_json(d, Target::of(c), v)?;
+                        w.bind_cast(b.value, b.cast.as_deref());
+                    }
+                    None if explicit && opts.missing == Some(PreferMissing::Default) => {
+                        default_value(w, c);
+                    }
+                    None => {
+                        w.bind(Value::Null);
+                    }
+                }
+            }
+            w.push(")");
+        }
+        Ok(())
+    })
+}
+
+/// `DEFAULT`, or on SQLite (which has no `DEFAULT` in `VALUES`) the column's introspected
+/// default expression, which comes from the database itself.
+fn default_value(w: &mut Sql, c: &magmobo_core::roles::schema::Column) {
+    match (w.dialect, &c.default) {
+        (Dialect::Sqlite, Some(expr)) => {
+            w.push("(").push(expr).push(")");
+        }
+        (Dialect::Sqlite, None) => {
+            w.push("NULL");
+        }
+        _ => {
+            w.push("DEFAULT");
+        }
+    }
+}
+
+/// An UPDATE of the rows matching the filters with the payload's members; `None` when the
+/// payload sets nothing (PostgREST then changes nothing).
+pub fn update(
+    cat: &Catalog,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    payload: &serde_json::Map<String, serde_json::Value>,
+    ret: Returning,
+) -> ApiResult<Option<Plan>> {
+    let d = cat.dialect;
+    let mut sets = Vec::with_capacity(payload.len());
+    for (k, v) in payload {
+        if q.columns
+            .as_ref()
+            .is_some_and(|cols| !cols.iter().any(|c| c == k))
+        {
+            continue;
+        }
+        let c = table
+            .column(k)
+            .ok_or_else(|| unknown_payload_column(table, k))?;
+        sets.push((c, v));
+    }
+    if sets.is_empty() {
+        return Ok(None);
+    }
+    if d == Dialect::MySql && ret != Returning::Nothing {
+        return Err(ApiError::not_supported(
+            "returning rows from PATCH on MySQL/MariaDB (use Prefer: return=minimal)",
+        ));
+    }
+    finish_write(d, table, q, ret, |w| {
+        w.push("UPDATE ")
+            .table(&table.schema, &table.name)
+            .push(" SET ");
+        for (i, (c, v)) in sets.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            let b = value::from_json(d, Target::of(c), v)?;
+            w.ident(&c.name)
+                .push(" = ")
+                .bind_cast(b.value, b.cast.as_deref());
+        }
+        where_clause(w, table, q)?;
+        Ok(())
+    })
+    .map(Some)
+}
+
+/// A DELETE of the rows matching the filters.
+pub fn delete(cat: &Catalog, table: &Table, q: &ApiQuery<'_>, ret: Returning) -> ApiResult<Plan> {
+    finish_write(cat.dialect, table, q, ret, |w| {
+        w.push("DELETE FROM ").table(&table.schema, &table.name);
+        where_clause(w, table, q)?;
+        Ok(())
+    })
+}
+
+/// Whether the request has any root filter (PATCH and DELETE without one are refused
+/// unless the gate allows unfiltered writes).
+pub fn has_filters(q: &ApiQuery<'_>) -> bool {
+    q.filters.iter().any(|f| f.path.is_empty()) || q.logic.iter().any(|l| l.path.is_empty())
+}
+
+#[cfg(test)]
+mod tests;
