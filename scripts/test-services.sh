@@ -22,7 +22,7 @@ host_port() {
   rest=${rest%%\?*}
   local host=${rest%:*} port=${rest##*:}
   [ "$host" = "$rest" ] && port=$2
-  printf '%s %s' "${host:-127.0.0.1}" "$port"
+  printf '%s %s\n' "${host:-127.0.0.1}" "$port"
 }
 
 reachable() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }

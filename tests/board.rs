@@ -1,6 +1,9 @@
 //! The board without sockets: build-time validation, start order, capability checks, the POST
 //! report (plain and JSON) with a degraded optional part, boot failure codes, restart.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use magmobo::Phase;

@@ -1,6 +1,9 @@
 //! The system bus: wildcard delivery, typed events, request/response with timeouts, and the
 //! overflow policy (a full subscriber loses events, counted as lag; publishers never wait).
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use magmobo::Error;

@@ -1,6 +1,9 @@
 //! The board over real sockets with the hyper CPU: hot plug under load, graceful drain,
 //! `/health`, HTTP/2, WebSocket close on drain, and a port already in use.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

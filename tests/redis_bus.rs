@@ -1,5 +1,8 @@
 //! Two boards sharing events through the Redis bus transport, against the real Redis.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use magmobo::bus_redis::RedisBus;

@@ -2,6 +2,9 @@
 //! cases must fail with exactly the messages in their `.stderr` files
 //! (regenerate with `TRYBUILD=overwrite`, then read every diff).
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 #[test]
 fn ui() {
     let cases = trybuild::TestCases::new();

@@ -1,6 +1,9 @@
 //! Derived parts on a real board: the identities from the attributes are what the POST report
 //! shows, and a derived extension mounts.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use magmobo::axum::body::Bytes;
 use magmobo::bios::LineStatus;
 use magmobo::board::{ExtensionContext, PartState};

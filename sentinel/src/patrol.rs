@@ -108,10 +108,7 @@ const OPERATORS: [&str; 26] = [
 pub fn postgrest_operand(value: &str) -> Option<&str> {
     let mut rest = value;
     let mut found = false;
-    loop {
-        let Some((head, tail)) = rest.split_once('.') else {
-            break;
-        };
+    while let Some((head, tail)) = rest.split_once('.') {
         let name = head.split_once('(').map_or(head, |(n, _)| n);
         if !OPERATORS.contains(&name) {
             break;

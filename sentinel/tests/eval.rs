@@ -2,6 +2,9 @@
 //! obfuscation, false-positive rate per benign kind. Run with `--nocapture` to see the table;
 //! the assertions keep regressions from landing silently.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use sentinel::SqlGuard;

@@ -1,6 +1,9 @@
 //! Property tests: no input makes the normaliser, the lexer or `inspect` panic, and their
 //! basic contracts hold for arbitrary strings.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 use sentinel::SqlGuard;
 use sentinel::sqlguard::lexer::{Context, Lexer};

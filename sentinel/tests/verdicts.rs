@@ -1,5 +1,8 @@
 //! Data-driven verdict cases: payload in, attack or not out, through one `check` helper.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use sentinel::SqlGuard;
 
 const ATTACK: bool = true;

@@ -24,6 +24,13 @@ use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::roles::cache::SetOptions;
 
+/// One cached value: bytes, when it expires, its tags.
+struct Entry {
+    value: Bytes,
+    expires: Option<Instant>,
+    tags: Vec<String>,
+}
+
 /// A small in-memory cache for the RAM slot: a map with optional expiry per entry.
 #[derive(magmobo::Component, Default)]
 #[component(
@@ -32,13 +39,11 @@ use magmobo::roles::cache::SetOptions;
     capabilities("cache.read", "cache.write")
 )]
 struct TinyCache {
-    entries: Mutex<HashMap<String, (Bytes, Option<Instant>, Vec<String>)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl TinyCache {
-    fn entries(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Bytes, Option<Instant>, Vec<String>)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -54,16 +59,23 @@ impl Component for TinyCache {
 impl Cache for TinyCache {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let mut entries = self.entries();
-        let expired = matches!(entries.get(key), Some((_, Some(at), _)) if *at <= Instant::now());
+        let expired = entries
+            .get(key)
+            .and_then(|e| e.expires)
+            .is_some_and(|at| at <= Instant::now());
         if expired {
             entries.remove(key);
         }
-        Ok(entries.get(key).map(|(value, _, _)| value.clone()))
+        Ok(entries.get(key).map(|e| e.value.clone()))
     }
     async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<()> {
         let expires = options.ttl.map(|ttl| Instant::now() + ttl);
-        self.entries()
-            .insert(key.to_owned(), (value, expires, options.tags));
+        let entry = Entry {
+            value,
+            expires,
+            tags: options.tags,
+        };
+        self.entries().insert(key.to_owned(), entry);
         Ok(())
     }
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -78,7 +90,7 @@ impl Cache for TinyCache {
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         let mut entries = self.entries();
         let before = entries.len();
-        entries.retain(|_, (_, _, tags)| !tags.iter().any(|t| t == tag));
+        entries.retain(|_, e| !e.tags.iter().any(|t| t == tag));
         Ok((before - entries.len()) as u64)
     }
 }

@@ -1,6 +1,9 @@
 //! Runs the built example as a user would: starts the binary, reads the POST screen from its
 //! stdout, calls the route, sends SIGTERM, and expects a clean exit.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -344,7 +344,7 @@ async fn keys(project: &Path, command: KeysCommand) -> Outcome {
                 }
                 return Ok(());
             }
-            println!("{:<18} {:<16} {:<14} {}", "PREFIX", "NAME", "ROLE", "STATE");
+            println!("{:<18} {:<16} {:<14} STATE", "PREFIX", "NAME", "ROLE");
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)

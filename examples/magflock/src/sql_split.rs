@@ -41,13 +41,11 @@ pub fn split(script: &str) -> Vec<String> {
                 let tag_end = script[i + 1..].find('$').map(|p| i + 1 + p);
                 if let Some(end) = tag_end {
                     let tag = &script[i..=end];
-                    if tag[1..tag.len() - 1]
+                    let is_tag = tag[1..tag.len() - 1]
                         .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    {
-                        if let Some(close) = script[end + 1..].find(tag) {
-                            i = end + 1 + close + tag.len() - 1;
-                        }
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if is_tag && let Some(close) = script[end + 1..].find(tag) {
+                        i = end + 1 + close + tag.len() - 1;
                     }
                 }
             }

@@ -2,6 +2,9 @@
 //! would type it: init, create a table with `magflock sql`, start, read rows with a key, be
 //! refused without one, and see an injection blocked by SQLGuard. On SQLite and PostgreSQL.
 
+// Tests unwrap freely: a panic with the value is the clearest failure.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -172,6 +172,9 @@ async fn write_loop(store: AuditStore, subscriptions: Vec<Subscription>) {
                 Err(_) => break,
             }
         }
+        // Each subscription has its own reader task, so events of different topics can arrive
+        // slightly out of order; within a batch they are put back in time order.
+        batch.sort_by_key(|e| e.at_ms);
         let mut backoff = Duration::from_millis(100);
         loop {
             match store.append(head.clone(), &batch).await {
