@@ -29,6 +29,10 @@
 //! | `db-mysql` | [`storage::SqlStorage`] for `mysql://` and `mariadb://` URLs |
 //! | `db-sqlite` | [`storage::SqlStorage`] for `sqlite://`, `sqlite::memory:` and file paths |
 //! | `auth-keys` | [`auth::ApiKeyAuth`]: API keys in the PSU slot, stored hashed in Storage |
+//! | `cache-moka` | [`cache::MokaCache`]: in-process RAM slot with TTLs, tags and prefixes |
+//! | `cache-redis` | [`cache::RedisCache`]: shared RAM slot that passes through while Redis is away |
+//! | `queue-memory` | [`queue::MemoryQueue`]: in-process GPU slot (retries, dead-letter, cron) |
+//! | `queue-postgres` | [`queue::PgQueue`]: durable GPU slot in PostgreSQL Storage (`SKIP LOCKED`) |
 //!
 //! The `db-*` features are additive: with several on, the URL's scheme picks the backend at
 //! run time.
@@ -58,4 +62,16 @@ pub mod auth {
 #[cfg(any(feature = "db-postgres", feature = "db-mysql", feature = "db-sqlite"))]
 pub mod storage {
     pub use magmobo_storage_sqlx::*;
+}
+
+/// The RAM slot drivers (moka, Redis).
+#[cfg(any(feature = "cache-moka", feature = "cache-redis"))]
+pub mod cache {
+    pub use magmobo_cache::*;
+}
+
+/// The GPU slot drivers (in-process, PostgreSQL).
+#[cfg(any(feature = "queue-memory", feature = "queue-postgres"))]
+pub mod queue {
+    pub use magmobo_queue::*;
 }
