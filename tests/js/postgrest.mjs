@@ -1,0 +1,116 @@
+// Drives a running MagGate with the real @supabase/postgrest-js client, as an application
+// would. Usage: node postgrest.mjs <rest url>. Exits non-zero on the first failed check.
+import assert from 'node:assert/strict';
+import { PostgrestClient } from '@supabase/postgrest-js';
+
+const url = process.argv[2];
+const db = new PostgrestClient(url);
+let checks = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    checks += 1;
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    console.error(`FAIL ${name}: ${error.stack ?? error}`);
+    process.exit(1);
+  }
+}
+
+await check('select with filter and order', async () => {
+  const { data, error, status } = await db.from('books').select('id,title').gt('pages', 100).order('id');
+  assert.equal(error, null);
+  assert.equal(status, 200);
+  assert.deepEqual(data, [
+    { id: 1, title: 'Dune' },
+    { id: 3, title: 'Emma' },
+  ]);
+});
+
+await check('rename and in filter', async () => {
+  const { data, error } = await db.from('books').select('name:title').in('id', [2, 3]).order('id');
+  assert.equal(error, null);
+  assert.deepEqual(data, [{ name: 'Anna' }, { name: 'Emma' }]);
+});
+
+await check('or filter and ilike', async () => {
+  const { data, error } = await db.from('books').select('id').or('title.ilike.d*,pages.lt.100').order('id');
+  assert.equal(error, null);
+  assert.deepEqual(data.map((r) => r.id), [1, 2]);
+});
+
+await check('range with exact count', async () => {
+  const { data, count, error, status } = await db
+    .from('books')
+    .select('id', { count: 'exact' })
+    .order('id')
+    .range(0, 1);
+  assert.equal(error, null);
+  assert.equal(status, 206);
+  assert.equal(count, 3);
+  assert.deepEqual(data.map((r) => r.id), [1, 2]);
+});
+
+await check('single row', async () => {
+  const { data, error } = await db.from('books').select('title').eq('id', 1).single();
+  assert.equal(error, null);
+  assert.deepEqual(data, { title: 'Dune' });
+});
+
+await check('single fails on many rows', async () => {
+  const { data, error, status } = await db.from('books').select('id').single();
+  assert.equal(data, null);
+  assert.equal(status, 406);
+  assert.equal(error.code, 'PGRST116');
+});
+
+await check('insert returning the row', async () => {
+  const { data, error, status } = await db.from('books').insert({ id: 4, title: 'Kim', pages: 300 }).select();
+  assert.equal(error, null);
+  assert.equal(status, 201);
+  assert.deepEqual(data, [{ id: 4, title: 'Kim', pages: 300 }]);
+});
+
+await check('bulk insert without returning', async () => {
+  const { error, status } = await db.from('books').insert([
+    { id: 5, title: 'Nana', pages: 90 },
+    { id: 6, title: 'Ulysses', pages: 700 },
+  ]);
+  assert.equal(error, null);
+  assert.equal(status, 201);
+});
+
+await check('update with filter', async () => {
+  const { data, error } = await db.from('books').update({ pages: 301 }).eq('id', 4).select('id,pages');
+  assert.equal(error, null);
+  assert.deepEqual(data, [{ id: 4, pages: 301 }]);
+});
+
+await check('delete with filter', async () => {
+  const { error, status } = await db.from('books').delete().eq('id', 6);
+  assert.equal(error, null);
+  assert.equal(status, 204);
+  const { count } = await db.from('books').select('id', { count: 'exact', head: true });
+  assert.equal(count, 5);
+});
+
+await check('unique violation is a 409 with the SQLSTATE', async () => {
+  const { error, status } = await db.from('books').insert({ id: 1, title: 'Again', pages: 1 });
+  assert.equal(status, 409);
+  assert.equal(error.code, '23505');
+});
+
+await check('unknown column is a 400 with a hint', async () => {
+  const { error, status } = await db.from('books').select('titel');
+  assert.equal(status, 400);
+  assert.equal(error.code, '42703');
+  assert.match(error.hint ?? '', /title/);
+});
+
+await check('unknown table is a 404', async () => {
+  const { error, status } = await db.from('nope').select('*');
+  assert.equal(status, 404);
+  assert.equal(error.code, 'PGRST205');
+});
+
+console.log(`${checks} passed, 0 failed`);
