@@ -21,6 +21,9 @@ pub struct ApiError {
     pub details: Option<String>,
     /// What to do about it, `null` when absent.
     pub hint: Option<String>,
+    /// Structured details, written instead of [`ApiError::details`] when present (PGRST201
+    /// lists the candidate relationships as objects, as PostgREST does).
+    pub details_json: Option<Box<serde_json::Value>>,
 }
 
 /// Result alias for request handling.
@@ -35,6 +38,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             hint: None,
+            details_json: None,
         }
     }
 
@@ -74,7 +78,10 @@ impl ApiError {
         serde_json::json!({
             "code": self.code,
             "message": self.message,
-            "details": self.details,
+            "details": match &self.details_json {
+                Some(j) => (**j).clone(),
+                None => serde_json::json!(self.details),
+            },
             "hint": self.hint,
         })
         .to_string()
@@ -102,6 +109,7 @@ impl From<request::Error> for ApiError {
             message: e.message(),
             details: e.details(),
             hint: e.hint(),
+            details_json: None,
         }
     }
 }

@@ -13,7 +13,8 @@ use magmobo_core::roles::storage::{Row, Storage, Transaction, Value};
 use crate::api_error::{ApiError, ApiResult};
 use crate::gate::{Inner, Runtime};
 use crate::request::{
-    PreferHandling, PreferReturn, Preferences, QueryParams, Request, RequestHeaders, url_decode,
+    PreferHandling, PreferResolution, PreferReturn, Preferences, QueryParams, Request,
+    RequestHeaders, url_decode,
 };
 use crate::sql::{self, Catalog, Plan, ReadOptions, Returning, Shape, Statement};
 
@@ -95,10 +96,13 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
         return Ok(root(&catalog, &parts.method)?.into_response(head));
     }
     if rest.contains('/') {
-        if rest.starts_with("rpc/") {
-            return Err(ApiError::not_supported(
-                "RPC (calling functions under /rpc)",
-            ));
+        if let Some(function) = rest.strip_prefix("rpc/")
+            && !function.contains('/')
+        {
+            let name = url_decode(function);
+            return Ok(rpc(inner, &rt, &catalog, &parts, body, &name)
+                .await?
+                .into_response(head));
         }
         return Err(ApiError::new(
             404,
@@ -153,11 +157,15 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
             ctx.refuse_unfiltered("DELETE")?;
             ctx.delete().await?
         }
+        Method::PUT => {
+            let payload = read_json(body, headers, inner.config.max_body_bytes).await?;
+            ctx.put(payload).await?
+        }
         Method::OPTIONS => Reply {
             status: 200,
             headers: vec![(
                 header::ALLOW,
-                "OPTIONS,GET,HEAD,POST,PATCH,DELETE".to_owned(),
+                "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE".to_owned(),
             )],
             body: None,
             content_type: JSON,
@@ -441,64 +449,7 @@ impl Ctx<'_, '_> {
             self.request.range,
             opts,
         )?;
-        let mut conn = Conn::Pool(self.rt.storage.clone());
-        let out = run(&mut conn, &plan).await?;
-        let lower = self.request.range.offset;
-        let total_s = out.total.map_or_else(|| "*".to_owned(), |t| t.to_string());
-        if let Some(total) = out.total
-            && lower > total
-        {
-            let e = ApiError::new(416, "PGRST103", "Requested range not satisfiable").details(
-                format!("An offset of {lower} was requested, but there are only {total} rows."),
-            );
-            return Err(e).or_else(|e| {
-                Ok(Reply {
-                    status: 416,
-                    headers: vec![(header::CONTENT_RANGE, format!("*/{total}"))],
-                    body: Some(e.to_json()),
-                    content_type: JSON,
-                })
-            });
-        }
-        let content_range = if out.page_total > 0 && out.total != Some(0) {
-            format!("{lower}-{}/{total_s}", lower + out.page_total - 1)
-        } else {
-            format!("*/{total_s}")
-        };
-        let status = match out.total {
-            Some(total) if out.page_total < total => 206,
-            _ => 200,
-        };
-        let mut headers = vec![(header::CONTENT_RANGE, content_range)];
-        if let Some(c) = self.prefs().count {
-            let applied = match c {
-                crate::request::PreferCount::Exact => "count=exact",
-                crate::request::PreferCount::Planned => "count=planned",
-                crate::request::PreferCount::Estimated => "count=estimated",
-            };
-            headers.push((
-                header::HeaderName::from_static("preference-applied"),
-                applied.to_owned(),
-            ));
-        }
-        let body = out.body.unwrap_or_else(|| "[]".to_owned());
-        if self.singular {
-            if out.page_total != 1 {
-                return Err(not_single(out.page_total));
-            }
-            return Ok(Reply {
-                status: 200,
-                headers,
-                body: Some(unwrap_single(&body)),
-                content_type: OBJECT_JSON,
-            });
-        }
-        Ok(Reply {
-            status,
-            headers,
-            body: Some(body),
-            content_type: JSON,
-        })
+        answer_read(self.rt, self.request, self.singular, &plan).await
     }
 
     fn returning(&self, location: bool) -> Returning {
@@ -511,13 +462,29 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Runs a write plan, in a transaction when a check on the result may undo it.
-    async fn write(&self, plan: &Plan, max_affected: Option<i64>) -> ApiResult<Outcome> {
-        let needs_tx = self.singular || max_affected.is_some();
+    /// Runs a write plan, in a transaction when a check on the result may undo it or when
+    /// `pre` (a count read before the write) must see the same rows; returns `pre`'s count.
+    async fn write(
+        &self,
+        plan: &Plan,
+        max_affected: Option<i64>,
+        pre: Option<&Statement>,
+    ) -> ApiResult<(Outcome, Option<u64>)> {
+        let needs_tx = self.singular || max_affected.is_some() || pre.is_some();
         let mut conn = if needs_tx {
             Conn::Tx(self.rt.storage.begin().await.map_err(|e| db_error(&e))?)
         } else {
             Conn::Pool(self.rt.storage.clone())
+        };
+        let counted = match pre {
+            Some(st) => match conn.query(st).await {
+                Ok(rows) => rows.first().and_then(|r| count_of(get(r, sql::TOTAL, 0))),
+                Err(e) => {
+                    let _ = conn.finish(false).await;
+                    return Err(e);
+                }
+            },
+            None => None,
         };
         let out = match run(&mut conn, plan).await {
             Ok(out) => out,
@@ -542,7 +509,7 @@ impl Ctx<'_, '_> {
             return Err(not_single(out.page_total));
         }
         conn.finish(true).await?;
-        Ok(out)
+        Ok((out, counted))
     }
 
     fn publish(&self, operation: &str, count: u64) {
@@ -565,16 +532,28 @@ impl Ctx<'_, '_> {
     }
 
     fn applied(&self, headers: &mut Vec<(header::HeaderName, String)>) {
-        let r = match self.prefs().representation {
-            Some(PreferReturn::Representation) => "return=representation",
-            Some(PreferReturn::HeadersOnly) => "return=headers-only",
-            Some(PreferReturn::Minimal) => "return=minimal",
-            None => return,
-        };
-        headers.push((
-            header::HeaderName::from_static("preference-applied"),
-            r.to_owned(),
-        ));
+        let mut applied = Vec::new();
+        match self.prefs().representation {
+            Some(PreferReturn::Representation) => applied.push("return=representation"),
+            Some(PreferReturn::HeadersOnly) => applied.push("return=headers-only"),
+            Some(PreferReturn::Minimal) => applied.push("return=minimal"),
+            None => {}
+        }
+        match self.prefs().resolution {
+            Some(PreferResolution::MergeDuplicates) => {
+                applied.push("resolution=merge-duplicates");
+            }
+            Some(PreferResolution::IgnoreDuplicates) => {
+                applied.push("resolution=ignore-duplicates");
+            }
+            None => {}
+        }
+        if !applied.is_empty() {
+            headers.push((
+                header::HeaderName::from_static("preference-applied"),
+                applied.join(", "),
+            ));
+        }
     }
 
     fn body_reply(
@@ -604,6 +583,19 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// PUT: insert or replace the one row named by its primary key.
+    async fn put(&self, payload: serde_json::Value) -> ApiResult<Reply> {
+        let serde_json::Value::Object(row) = payload else {
+            return Err(ApiError::invalid_body("Expected a JSON object"));
+        };
+        sql::check_put(self.table, &self.request.query, &row)?;
+        self.upsert(
+            vec![row],
+            Some(crate::request::PreferResolution::MergeDuplicates),
+        )
+        .await
+    }
+
     async fn insert(&self, payload: serde_json::Value) -> ApiResult<Reply> {
         let rows: Vec<serde_json::Map<String, serde_json::Value>> = match payload {
             serde_json::Value::Object(o) => vec![o],
@@ -616,6 +608,15 @@ impl Ctx<'_, '_> {
                 .collect::<ApiResult<_>>()?,
             _ => return Err(ApiError::invalid_body("Expected a JSON object or array")),
         };
+        self.upsert(rows, self.prefs().resolution).await
+    }
+
+    /// An INSERT of `rows`, an upsert when `resolution` is given.
+    async fn upsert(
+        &self,
+        rows: Vec<serde_json::Map<String, serde_json::Value>>,
+        resolution: Option<crate::request::PreferResolution>,
+    ) -> ApiResult<Reply> {
         let ret = self.returning(true);
         if rows.is_empty() {
             let out = Outcome {
@@ -628,9 +629,20 @@ impl Ctx<'_, '_> {
         let opts = sql::InsertOptions {
             rows: &rows,
             missing: self.prefs().missing,
+            resolution,
         };
         let plan = sql::insert(self.catalog, self.table, &self.request.query, opts, ret)?;
-        let out = self.write(&plan, None).await?;
+        let pre = match resolution {
+            Some(_) => sql::conflict_count(self.catalog, self.table, &self.request.query, &rows)?,
+            None => None,
+        };
+        let (out, existing) = self.write(&plan, None, pre.as_ref()).await?;
+        // An upsert that only met existing rows created nothing: 200, as PostgREST.
+        let status = if resolution.is_some() && existing.unwrap_or(0) >= rows.len() as u64 {
+            200
+        } else {
+            201
+        };
         self.publish("insert", out.page_total);
         let mut headers = vec![(header::CONTENT_RANGE, "*/*".to_owned())];
         if ret == Returning::PrimaryKey
@@ -638,7 +650,11 @@ impl Ctx<'_, '_> {
         {
             headers.push((header::LOCATION, loc));
         }
-        Ok(self.body_reply(201, headers, &out))
+        let mut reply = self.body_reply(status, headers, &out);
+        if status == 200 && reply.status == 204 {
+            reply.status = 200;
+        }
+        Ok(reply)
     }
 
     /// `/table?pk=eq.value` for the first returned row.
@@ -688,7 +704,7 @@ impl Ctx<'_, '_> {
             };
             return Ok(self.body_reply(200, vec![(header::CONTENT_RANGE, "*/*".to_owned())], &out));
         };
-        let out = self.write(&plan, self.max_affected()).await?;
+        let (out, _) = self.write(&plan, self.max_affected(), None).await?;
         self.publish("update", out.page_total);
         let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
         Ok(self.body_reply(200, headers, &out))
@@ -697,11 +713,205 @@ impl Ctx<'_, '_> {
     async fn delete(&self) -> ApiResult<Reply> {
         let ret = self.returning(false);
         let plan = sql::delete(self.catalog, self.table, &self.request.query, ret)?;
-        let out = self.write(&plan, self.max_affected()).await?;
+        let (out, _) = self.write(&plan, self.max_affected(), None).await?;
         self.publish("delete", out.page_total);
         let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
         Ok(self.body_reply(200, headers, &out))
     }
+}
+
+/// `/rpc/{name}`: POST with the arguments as a JSON object, GET (read-only functions) with
+/// them in the query string; other query parameters refine set results as on a table.
+async fn rpc(
+    inner: &Inner,
+    rt: &Runtime,
+    catalog: &Catalog,
+    parts: &http::request::Parts,
+    body: Body,
+    name: &str,
+) -> ApiResult<Reply> {
+    let d = catalog.dialect();
+    if d != magmobo_core::roles::storage::Dialect::Postgres {
+        return Err(sql::rpc::postgres_only(d));
+    }
+    let headers = &parts.headers;
+    let is_read = matches!(parts.method, Method::GET | Method::HEAD);
+    if !is_read && parts.method != Method::POST {
+        return Err(ApiError::new(
+            405,
+            "PGRST101",
+            "Only GET, HEAD and POST can call a function",
+        ));
+    }
+    let prefer: Vec<&str> = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let range = if is_read {
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok())
+    } else {
+        None
+    };
+    let singular = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
+    let mut params = QueryParams::decode(parts.uri.query().unwrap_or(""));
+    let mut args: Vec<(String, sql::rpc::Arg)> = Vec::new();
+    if is_read {
+        // Query parameters naming a parameter of the function are arguments; the rest
+        // are filters on its result.
+        let param_names: Vec<&str> = catalog
+            .schema()
+            .functions
+            .iter()
+            .filter(|f| f.name == name)
+            .flat_map(|f| f.params.iter().map(|p| p.name.as_str()))
+            .collect();
+        params.pairs.retain(|(k, v)| match v {
+            Some(v) if param_names.contains(&k.as_ref()) => {
+                args.push((k.to_string(), sql::rpc::Arg::Text(v.to_string())));
+                false
+            }
+            _ => true,
+        });
+    } else {
+        let declared_empty = headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        let payload = if declared_empty {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            read_json(body, headers, inner.config.max_body_bytes).await?
+        };
+        let serde_json::Value::Object(members) = payload else {
+            return Err(ApiError::invalid_body(
+                "Expected a JSON object of named arguments",
+            ));
+        };
+        args.extend(
+            members
+                .into_iter()
+                .map(|(k, v)| (k, sql::rpc::Arg::Json(v))),
+        );
+    }
+    let arg_names: Vec<&str> = args.iter().map(|(k, _)| k.as_str()).collect();
+    let function = sql::rpc::find(catalog, name, &arg_names)?;
+    if is_read && !function.read_only {
+        return Err(ApiError::new(
+            405,
+            "25006",
+            format!("cannot call the volatile function '{name}' with GET"),
+        )
+        .hint("Call it with POST, or declare it STABLE or IMMUTABLE."));
+    }
+    let request = Request::parse(
+        &params,
+        &RequestHeaders {
+            prefer: &prefer,
+            range,
+        },
+    )?;
+    let opts = ReadOptions {
+        max_rows: inner.config.max_rows,
+        count: request.preferences.count.is_some(),
+    };
+    let call = sql::rpc::call(
+        catalog,
+        function,
+        &args,
+        &request.query,
+        request.range,
+        opts,
+    )?;
+    if !call.scalar {
+        return answer_read(rt, &request, singular, &call.plan).await;
+    }
+    let mut conn = Conn::Pool(rt.storage.clone());
+    let out = run(&mut conn, &call.plan).await?;
+    let body = out.body.unwrap_or_else(|| "null".to_owned());
+    // A function returning one row of a table type answers with that row as an object.
+    let body = if body.trim_start().starts_with('[') {
+        unwrap_single(&body)
+    } else {
+        body
+    };
+    Ok(Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: Some(if body.is_empty() {
+            "null".to_owned()
+        } else {
+            body
+        }),
+        content_type: JSON,
+    })
+}
+
+/// Runs a read plan and answers as PostgREST does: `Content-Range`, 206 on a partial
+/// counted page, 416 past the end, a single object when asked for.
+async fn answer_read(
+    rt: &Runtime,
+    request: &Request<'_>,
+    singular: bool,
+    plan: &Plan,
+) -> ApiResult<Reply> {
+    let mut conn = Conn::Pool(rt.storage.clone());
+    let out = run(&mut conn, plan).await?;
+    let lower = request.range.offset;
+    let total_s = out.total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+    if let Some(total) = out.total
+        && lower > total
+    {
+        let e = ApiError::new(416, "PGRST103", "Requested range not satisfiable").details(format!(
+            "An offset of {lower} was requested, but there are only {total} rows."
+        ));
+        return Err(e).or_else(|e| {
+            Ok(Reply {
+                status: 416,
+                headers: vec![(header::CONTENT_RANGE, format!("*/{total}"))],
+                body: Some(e.to_json()),
+                content_type: JSON,
+            })
+        });
+    }
+    let content_range = if out.page_total > 0 && out.total != Some(0) {
+        format!("{lower}-{}/{total_s}", lower + out.page_total - 1)
+    } else {
+        format!("*/{total_s}")
+    };
+    let status = match out.total {
+        Some(total) if out.page_total < total => 206,
+        _ => 200,
+    };
+    let mut headers = vec![(header::CONTENT_RANGE, content_range)];
+    if let Some(c) = request.preferences.count {
+        let applied = match c {
+            crate::request::PreferCount::Exact => "count=exact",
+            crate::request::PreferCount::Planned => "count=planned",
+            crate::request::PreferCount::Estimated => "count=estimated",
+        };
+        headers.push((
+            header::HeaderName::from_static("preference-applied"),
+            applied.to_owned(),
+        ));
+    }
+    let body = out.body.unwrap_or_else(|| "[]".to_owned());
+    if singular {
+        if out.page_total != 1 {
+            return Err(not_single(out.page_total));
+        }
+        return Ok(Reply {
+            status: 200,
+            headers,
+            body: Some(unwrap_single(&body)),
+            content_type: OBJECT_JSON,
+        });
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body: Some(body),
+        content_type: JSON,
+    })
 }
 
 /// Percent-encodes everything but unreserved characters.

@@ -28,12 +28,31 @@
 //! operator and the dialect. Writes returning rows need `RETURNING` (MariaDB 10.5+, not
 //! MySQL).
 //!
-//! Not implemented yet (answered with PGRST127 or PGRST123): resource embedding, aggregates,
-//! RPC, upserts (`on_conflict`, `resolution=`), CSV output, `PATCH` with
-//! `return=representation` on MySQL/MariaDB, `count=planned`/`estimated` (both count
-//! exactly), and `limit`/`order` on PATCH/DELETE (ignored). MagGate-only error codes: `MG413` (body larger than
-//! [`GateConfig::max_body_bytes`]) and `21000` for PATCH/DELETE without a filter (the code
-//! `pg-safeupdate` uses).
+//! Resource embedding (`sql::embed`): many-to-one and one-to-one as an object or null,
+//! one-to-many and many-to-many (through a junction table whose primary key holds both
+//! foreign keys) as an array, nested, with `!inner`, `!hint` (constraint, column or
+//! junction name), spreads of to-one resources, and filters/`order`/`limit`/`offset` per
+//! embedded resource (and `order=rel(col)` on a to-one one, `rel=is.null`/`not.is.null`).
+//! Each is a correlated subquery building JSON in the database on every dialect. Ambiguity
+//! is 300 PGRST201 with PostgREST's candidate list; no relationship is 400 PGRST200.
+//! Upserts: `Prefer: resolution=merge-duplicates|ignore-duplicates` with `on_conflict=`
+//! (default: primary key), 201 when a row was inserted and 200 when all existed; `PUT` of
+//! one row by primary key. RPC (`sql::rpc`, PostgreSQL only; a 400 PGRST127 elsewhere):
+//! POST with a JSON object of arguments, GET for IMMUTABLE/STABLE functions; functions
+//! returning rows of a table accept `select`, filters, `order`, `limit` and embedding;
+//! scalar results come back as the bare JSON value.
+//!
+//! Not implemented yet (answered with PGRST127 or PGRST123): aggregates, CSV output,
+//! embedding in the response of a write, filters/`order`/`limit` on functions returning
+//! `TABLE(...)` or sets of scalars, functions with a single unnamed JSON parameter, `PATCH`
+//! with `return=representation` on MySQL/MariaDB, `count=planned`/`estimated` (both count
+//! exactly), and `limit`/`order` on PATCH/DELETE (ignored). On MariaDB, `on_conflict=` is
+//! not honoured (`ON DUPLICATE KEY` fires on any unique key), ignore-duplicates is a no-op
+//! `ON DUPLICATE KEY UPDATE` rather than `INSERT IGNORE` (which would also swallow
+//! foreign-key and type errors), and embedded arrays are bounded by `group_concat_max_len`;
+//! to-many embedding needs MariaDB (MySQL's `JSON_ARRAYAGG` takes no `ORDER BY`/`LIMIT`).
+//! MagGate-only error codes: `MG413` (body larger than [`GateConfig::max_body_bytes`]) and
+//! `21000` for PATCH/DELETE without a filter (the code `pg-safeupdate` uses).
 
 pub mod api_error;
 mod gate;

@@ -492,32 +492,39 @@ pub(crate) fn logic(w: &mut Sql, table: &Table, tree: &LogicTree<'_>) -> ApiResu
     }
 }
 
-/// Writes one `ORDER BY` term.
+/// Writes one `ORDER BY` term over a column of `table`.
 pub(crate) fn order_term(w: &mut Sql, table: &Table, t: &OrderTerm<'_>) -> ApiResult<()> {
     if let Some(rel) = &t.relation {
         return Err(not_embedded(rel));
     }
+    let mut lhs = Sql::new(w.dialect);
+    field(&mut lhs, table, &t.field)?;
+    order_by_value(w, &lhs, t);
+    Ok(())
+}
+
+/// Writes one `ORDER BY` term over an already written value (a column, or a scalar
+/// subquery reading a to-one embedded resource's column).
+pub(crate) fn order_by_value(w: &mut Sql, lhs: &Sql, t: &OrderTerm<'_>) {
     let dir = match t.direction {
         Some(OrderDirection::Desc) => " DESC",
         _ => " ASC",
     };
     if w.dialect == Dialect::MySql {
         // MySQL has no NULLS FIRST/LAST: sort on "is null" first.
-        let mut lhs = Sql::new(w.dialect);
-        field(&mut lhs, table, &t.field)?;
         if let Some(nulls) = t.nulls {
             w.push("(");
-            splice(w, &lhs);
+            splice(w, lhs);
             w.push(" IS NULL)").push(match nulls {
                 OrderNulls::First => " DESC, ",
                 OrderNulls::Last => " ASC, ",
             });
         }
-        splice(w, &lhs);
+        splice(w, lhs);
         w.push(dir);
-        return Ok(());
+        return;
     }
-    field(w, table, &t.field)?;
+    splice(w, lhs);
     w.push(dir);
     match t.nulls {
         Some(OrderNulls::First) => {
@@ -528,7 +535,6 @@ pub(crate) fn order_term(w: &mut Sql, table: &Table, t: &OrderTerm<'_>) -> ApiRe
         }
         None => {}
     }
-    Ok(())
 }
 
 /// PGRST108: a parameter names an embedded resource the request does not embed.
@@ -714,13 +720,13 @@ pub(crate) fn projection<'a, 't>(
 
 fn embedding_missing(table: &Table, name: &str) -> ApiError {
     ApiError::not_supported(format!(
-        "resource embedding ('{name}' in '{}') is not implemented by MagGate yet",
+        "resource embedding ('{name}' in '{}') in the response of a write",
         table.name
     ))
 }
 
 /// Writes a projected value; returns its type (after the cast).
-fn projected_value<'t>(w: &mut Sql, p: &Projected<'_, 't>) -> ApiResult<Target<'t>> {
+pub(crate) fn projected_value<'t>(w: &mut Sql, p: &Projected<'_, 't>) -> ApiResult<Target<'t>> {
     match p.cast {
         None => field(w, p.table, &p.field),
         Some(c) => {
@@ -747,8 +753,7 @@ pub(crate) fn select_list_pg(w: &mut Sql, items: &[Projected<'_, '_>]) -> ApiRes
 /// MySQL and SQLite: `JSON_OBJECT(?, expr, ...)`, keys bound, booleans and JSON values
 /// rendered as JSON rather than as numbers and strings.
 pub(crate) fn json_object(w: &mut Sql, items: &[Projected<'_, '_>]) -> ApiResult<()> {
-    let d = w.dialect;
-    w.push(if d == Dialect::MySql {
+    w.push(if w.dialect == Dialect::MySql {
         "JSON_OBJECT("
     } else {
         "json_object("
@@ -758,27 +763,35 @@ pub(crate) fn json_object(w: &mut Sql, items: &[Projected<'_, '_>]) -> ApiResult
             w.push(", ");
         }
         w.bind(Value::Text(p.key.to_string())).push(", ");
-        let mut v = Sql::new(d);
-        let target = projected_value(&mut v, p)?;
-        let (open, close) = match (d, target.kind) {
-            (Dialect::MySql, ColumnKind::Json) => ("JSON_EXTRACT(", ", '$')"),
-            (Dialect::Sqlite, ColumnKind::Json) => ("json(", ")"),
-            (Dialect::MySql, ColumnKind::Boolean) => ("JSON_EXTRACT(CASE WHEN ", ""),
-            (Dialect::Sqlite, ColumnKind::Boolean) => ("json(CASE WHEN ", ""),
-            _ => ("", ""),
-        };
-        w.push(open);
-        if target.kind == ColumnKind::Boolean && !open.is_empty() {
-            splice(w, &v);
-            w.push(" IS NULL THEN 'null' WHEN ");
-            splice(w, &v);
-            w.push(" THEN 'true' ELSE 'false' END");
-            w.push(if d == Dialect::MySql { ", '$')" } else { ")" });
-        } else {
-            splice(w, &v);
-            w.push(close);
-        }
+        json_value(w, p)?;
     }
     w.push(")");
     Ok(())
+}
+
+/// MySQL and SQLite: one projected value as a `JSON_OBJECT` argument (booleans and JSON
+/// marked as JSON); returns its type.
+pub(crate) fn json_value<'t>(w: &mut Sql, p: &Projected<'_, 't>) -> ApiResult<Target<'t>> {
+    let d = w.dialect;
+    let mut v = Sql::new(d);
+    let target = projected_value(&mut v, p)?;
+    let (open, close) = match (d, target.kind) {
+        (Dialect::MySql, ColumnKind::Json) => ("JSON_EXTRACT(", ", '$')"),
+        (Dialect::Sqlite, ColumnKind::Json) => ("json(", ")"),
+        (Dialect::MySql, ColumnKind::Boolean) => ("JSON_EXTRACT(CASE WHEN ", ""),
+        (Dialect::Sqlite, ColumnKind::Boolean) => ("json(CASE WHEN ", ""),
+        _ => ("", ""),
+    };
+    w.push(open);
+    if target.kind == ColumnKind::Boolean && !open.is_empty() {
+        splice(w, &v);
+        w.push(" IS NULL THEN 'null' WHEN ");
+        splice(w, &v);
+        w.push(" THEN 'true' ELSE 'false' END");
+        w.push(if d == Dialect::MySql { ", '$')" } else { ")" });
+    } else {
+        splice(w, &v);
+        w.push(close);
+    }
+    Ok(target)
 }

@@ -8,7 +8,9 @@
 //!   (PostgreSQL `json_agg`, SQLite `json_group_array`; MySQL returns one `JSON_OBJECT`
 //!   per row because `JSON_ARRAYAGG` ignores `ORDER BY`), so one round trip returns it.
 
+mod embed;
 mod expr;
+pub mod rpc;
 mod value;
 mod writer;
 
@@ -16,7 +18,7 @@ use magmobo_core::roles::schema::{Schema, Table, TableKind};
 use magmobo_core::roles::storage::{Dialect, Value};
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::request::{ApiQuery, PreferMissing, QueryRange, SelectItem};
+use crate::request::{ApiQuery, PreferMissing, PreferResolution, QueryRange, SelectItem};
 pub use writer::Statement;
 
 use expr::Projected;
@@ -159,27 +161,13 @@ fn where_clause(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<bool>
 
 fn order_limit(
     w: &mut Sql,
-    table: &Table,
+    root: &embed::Level<'_, '_>,
     q: &ApiQuery<'_>,
     range: QueryRange,
     max_rows: Option<u64>,
 ) -> ApiResult<()> {
-    let mut first = true;
-    for o in &q.order {
-        if let Some(p) = o.path.first() {
-            return Err(expr::not_embedded(p));
-        }
-        for term in &o.item {
-            w.push(if first { " ORDER BY " } else { ", " });
-            first = false;
-            expr::order_term(w, table, term)?;
-        }
-    }
-    for r in &q.ranges {
-        if let Some(p) = r.path.first() {
-            return Err(expr::not_embedded(p));
-        }
-    }
+    // Embedded levels' order and ranges are written by `embed`; their paths were checked.
+    embed::order_by(w, root, q)?;
     let limit = match (range.limit, max_rows) {
         (Some(l), Some(m)) => Some(l.min(m)),
         (l, m) => l.or(m),
@@ -207,15 +195,19 @@ fn from(w: &mut Sql, table: &Table) {
     w.push(" FROM ").table(&table.schema, &table.name);
 }
 
-/// `SELECT count(*) FROM t WHERE ...`, as a sub-select or a statement of its own.
-fn count_query(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<()> {
+/// `SELECT count(*) FROM source WHERE ...`, as a sub-select or a statement of its own.
+fn count_query(
+    w: &mut Sql,
+    source: &Sql,
+    root: &embed::Level<'_, '_>,
+    q: &ApiQuery<'_>,
+) -> ApiResult<()> {
     w.push("SELECT count(*)");
     if w.dialect == Dialect::MySql {
         w.push(" AS ").ident(TOTAL);
     }
-    from(w, table);
-    where_clause(w, table, q)?;
-    Ok(())
+    w.splice(source);
+    embed::where_clause(w, root, q)
 }
 
 /// A GET: the rows matching the filters, in order, in the requested window, as JSON.
@@ -226,27 +218,43 @@ pub fn read(
     range: QueryRange,
     opts: ReadOptions,
 ) -> ApiResult<Plan> {
+    let mut source = Sql::new(cat.dialect);
+    from(&mut source, table);
+    read_from(cat, table, &source, q, range, opts)
+}
+
+/// A read of `table`'s rows from `source` (` FROM "schema"."table"`, or a function call
+/// aliased with the table's name).
+fn read_from(
+    cat: &Catalog,
+    table: &Table,
+    source: &Sql,
+    q: &ApiQuery<'_>,
+    range: QueryRange,
+    opts: ReadOptions,
+) -> ApiResult<Plan> {
     let d = cat.dialect;
-    let items = expr::projection(table, &q.select)?;
+    let root = embed::build(cat, table, &q.select)?;
+    embed::check_paths(&root, q)?;
     let mut w = Sql::new(d);
     let inner = |w: &mut Sql| -> ApiResult<()> {
         w.push("SELECT ");
         match d {
-            Dialect::Postgres => expr::select_list_pg(w, &items)?,
+            Dialect::Postgres => embed::select_list_pg(w, &root, q)?,
             Dialect::MySql | Dialect::Sqlite => {
-                expr::json_object(w, &items)?;
+                embed::json_object(w, &root, q)?;
                 w.push(" AS ").ident(ROW_JSON);
             }
         }
-        from(w, table);
-        where_clause(w, table, q)?;
-        order_limit(w, table, q, range, opts.max_rows)
+        w.splice(source);
+        embed::where_clause(w, &root, q)?;
+        order_limit(w, &root, q, range, opts.max_rows)
     };
     if d == Dialect::MySql {
         inner(&mut w)?;
         let count = if opts.count {
             let mut c = Sql::new(d);
-            count_query(&mut c, table, q)?;
+            count_query(&mut c, source, &root, q)?;
             Some(c.finish())
         } else {
             None
@@ -260,7 +268,7 @@ pub fn read(
     w.push("SELECT ");
     if opts.count {
         w.push("(");
-        count_query(&mut w, table, q)?;
+        count_query(&mut w, source, &root, q)?;
         w.push(") AS ").ident(TOTAL).push(", ");
     }
     w.push("count(*) AS ").ident(PAGE_TOTAL).push(", ");
@@ -374,6 +382,114 @@ pub struct InsertOptions<'p> {
     pub rows: &'p [serde_json::Map<String, serde_json::Value>],
     /// `Prefer: missing=`.
     pub missing: Option<PreferMissing>,
+    /// `Prefer: resolution=`: an upsert on the `on_conflict=` columns (default: the
+    /// primary key).
+    pub resolution: Option<PreferResolution>,
+}
+
+/// The columns an upsert conflicts on: `on_conflict=`, else the primary key.
+fn conflict_columns<'t>(
+    table: &'t Table,
+    q: &ApiQuery<'_>,
+) -> ApiResult<Vec<&'t magmobo_core::roles::schema::Column>> {
+    let names: Vec<&str> = match &q.on_conflict {
+        Some(cols) => cols.iter().map(|c| c.as_ref()).collect(),
+        None => table.primary_key.iter().map(String::as_str).collect(),
+    };
+    if names.is_empty() {
+        return Err(ApiError::not_supported(format!(
+            "an upsert on '{}', which has no primary key, without on_conflict=",
+            table.name
+        )));
+    }
+    names.iter().map(|n| expr::column(table, n)).collect()
+}
+
+/// For an upsert: `SELECT count(*)` of the payload rows whose conflict columns already
+/// exist, run before the upsert in the same transaction so the handler can tell inserted
+/// rows (201) from merged ones (200). `None` when no payload row carries every key.
+pub fn conflict_count(
+    cat: &Catalog,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> ApiResult<Option<Statement>> {
+    let d = cat.dialect;
+    let keys = conflict_columns(table, q)?;
+    let mut w = Sql::new(d);
+    w.push("SELECT count(*) AS ").ident(TOTAL);
+    from(&mut w, table);
+    let mut any = false;
+    for row in rows {
+        let values: Option<Vec<&serde_json::Value>> = keys
+            .iter()
+            .map(|k| row.get(&k.name).filter(|v| !v.is_null()))
+            .collect();
+        let Some(values) = values else {
+            continue;
+        };
+        w.push(if any { " OR (" } else { " WHERE (" });
+        any = true;
+        for (i, (k, v)) in keys.iter().zip(values).enumerate() {
+            if i > 0 {
+                w.push(" AND ");
+            }
+            let b = value::from_json(d, Target::of(k), v)?;
+            w.ident(&k.name)
+                .push(" = ")
+                .bind_cast(b.value, b.cast.as_deref());
+        }
+        w.push(")");
+    }
+    Ok(any.then(|| w.finish()))
+}
+
+/// ` ON CONFLICT (...) DO UPDATE SET ...` / `DO NOTHING`, or MySQL's
+/// ` ON DUPLICATE KEY UPDATE ...` (a no-op assignment for ignore-duplicates: `INSERT
+/// IGNORE` would also swallow foreign-key and type errors).
+fn conflict_clause(
+    w: &mut Sql,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    cols: &[&magmobo_core::roles::schema::Column],
+    resolution: PreferResolution,
+) -> ApiResult<()> {
+    let keys = conflict_columns(table, q)?;
+    let merge = resolution == PreferResolution::MergeDuplicates && !cols.is_empty();
+    if w.dialect == Dialect::MySql {
+        w.push(" ON DUPLICATE KEY UPDATE ");
+        if merge {
+            for (i, c) in cols.iter().enumerate() {
+                if i > 0 {
+                    w.push(", ");
+                }
+                w.ident(&c.name).push(" = VALUES(").ident(&c.name).push(")");
+            }
+        } else {
+            w.ident(&keys[0].name).push(" = ").ident(&keys[0].name);
+        }
+        return Ok(());
+    }
+    w.push(" ON CONFLICT (");
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            w.push(", ");
+        }
+        w.ident(&k.name);
+    }
+    w.push(")");
+    if !merge {
+        w.push(" DO NOTHING");
+        return Ok(());
+    }
+    w.push(" DO UPDATE SET ");
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            w.push(", ");
+        }
+        w.ident(&c.name).push(" = excluded.").ident(&c.name);
+    }
+    Ok(())
 }
 
 /// PGRST204: a payload member names no column.
@@ -477,8 +593,67 @@ pub fn insert(
             }
             w.push(")");
         }
+        if let Some(r) = opts.resolution {
+            conflict_clause(w, table, q, &cols, r)?;
+        }
         Ok(())
     })
+}
+
+/// PUT: checks that the filters are exactly `pk=eq.value` for every primary-key column
+/// (405 PGRST105 otherwise) and that the payload agrees with them (400 PGRST115), as
+/// PostgREST does; the write itself is an upsert on the primary key.
+pub fn check_put(
+    table: &Table,
+    q: &ApiQuery<'_>,
+    payload: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<()> {
+    use crate::request::{Operation, QuantOperator};
+    let bad_filters = || {
+        ApiError::new(
+            405,
+            "PGRST105",
+            "Filters must include all and only primary key columns with 'eq' operators",
+        )
+    };
+    if table.primary_key.is_empty()
+        || !q.logic.is_empty()
+        || q.filters.len() != table.primary_key.len()
+    {
+        return Err(bad_filters());
+    }
+    for k in &table.primary_key {
+        let value = q.filters.iter().find_map(|f| match &f.item.operation {
+            Operation::Quant {
+                op: QuantOperator::Equal,
+                quantifier: None,
+                value,
+            } if f.path.is_empty()
+                && !f.item.negated
+                && f.item.field.json_path.is_empty()
+                && f.item.field.name == k.as_str() =>
+            {
+                Some(value)
+            }
+            _ => None,
+        });
+        let Some(value) = value else {
+            return Err(bad_filters());
+        };
+        let given = match payload.get(k) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        if given.as_deref() != Some(value.as_ref()) {
+            return Err(ApiError::new(
+                400,
+                "PGRST115",
+                "Payload values do not match URL in primary key column(s)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `DEFAULT`, or on SQLite (which has no `DEFAULT` in `VALUES`) the column's introspected

@@ -1,6 +1,8 @@
 //! SQL building cases: URL in, SQL and binds out, per dialect.
 
-use magmobo_core::roles::schema::{Column, ColumnKind, Schema, Table, TableKind};
+use magmobo_core::roles::schema::{
+    Column, ColumnKind, ForeignKey, Function, FunctionParam, Schema, Table, TableKind,
+};
 use magmobo_core::roles::storage::{Dialect, Value};
 
 use super::*;
@@ -16,6 +18,24 @@ fn col(name: &str, data_type: &str, kind: ColumnKind) -> Column {
         generated: false,
         enum_values: Vec::new(),
         comment: None,
+    }
+}
+
+fn function(name: &str, params: &[(&str, &str)], returns: &str, set: bool) -> Function {
+    Function {
+        schema: "public".into(),
+        name: name.into(),
+        params: params
+            .iter()
+            .map(|(n, t)| FunctionParam {
+                name: (*n).into(),
+                data_type: (*t).into(),
+                has_default: false,
+            })
+            .collect(),
+        returns: returns.into(),
+        returns_set: set,
+        read_only: true,
     }
 }
 
@@ -42,10 +62,77 @@ fn catalog(d: Dialect) -> Catalog {
         insertable: true,
         comment: None,
     };
+    let fk = |name: &str, cols: &[&str], table: &str| ForeignKey {
+        name: name.into(),
+        columns: cols.iter().map(|c| (*c).into()).collect(),
+        foreign_schema: schema_name.into(),
+        foreign_table: table.into(),
+        foreign_columns: vec!["id".into()],
+    };
+    let table = |name: &str, cols: Vec<Column>, pk: &[&str], fks: Vec<ForeignKey>| Table {
+        schema: schema_name.into(),
+        name: name.into(),
+        kind: TableKind::Table,
+        columns: cols,
+        primary_key: pk.iter().map(|c| (*c).into()).collect(),
+        unique: Vec::new(),
+        foreign_keys: fks,
+        insertable: true,
+        comment: None,
+    };
+    let int = |n: &str| col(n, "integer", ColumnKind::Integer);
+    let customers = table(
+        "customers",
+        vec![int("id"), col("name", "text", ColumnKind::Text)],
+        &["id"],
+        Vec::new(),
+    );
+    let orders = table(
+        "orders",
+        vec![
+            int("id"),
+            int("customer_id"),
+            col("total", "numeric", ColumnKind::Number),
+        ],
+        &["id"],
+        vec![fk("orders_customer_id_fkey", &["customer_id"], "customers")],
+    );
+    let products = table(
+        "products",
+        vec![int("id"), col("name", "text", ColumnKind::Text)],
+        &["id"],
+        Vec::new(),
+    );
+    let order_items = table(
+        "order_items",
+        vec![int("order_id"), int("product_id")],
+        &["order_id", "product_id"],
+        vec![
+            fk("order_items_order_id_fkey", &["order_id"], "orders"),
+            fk("order_items_product_id_fkey", &["product_id"], "products"),
+        ],
+    );
+    let messages = table(
+        "messages",
+        vec![int("id"), int("sender_id"), int("receiver_id")],
+        &["id"],
+        vec![
+            fk("messages_sender_id_fkey", &["sender_id"], "customers"),
+            fk("messages_receiver_id_fkey", &["receiver_id"], "customers"),
+        ],
+    );
     Catalog::new(
         Schema {
-            tables: vec![items],
-            functions: Vec::new(),
+            tables: vec![items, customers, orders, products, order_items, messages],
+            functions: vec![
+                function(
+                    "add_them",
+                    &[("a", "integer"), ("b", "integer")],
+                    "integer",
+                    false,
+                ),
+                function("cheap_items", &[("max_price", "numeric")], "items", true),
+            ],
             fingerprint: "x".into(),
         },
         d,
@@ -54,10 +141,14 @@ fn catalog(d: Dialect) -> Catalog {
 }
 
 fn read_sql(d: Dialect, qs: &str) -> ApiResult<Statement> {
+    read_on(d, "items", qs)
+}
+
+fn read_on(d: Dialect, table: &str, qs: &str) -> ApiResult<Statement> {
     let cat = catalog(d);
     let params = QueryParams::decode(qs);
     let req = Request::parse(&params, &RequestHeaders::default())?;
-    let table = cat.table("items")?;
+    let table = cat.table(table)?;
     let opts = ReadOptions {
         max_rows: None,
         count: false,
@@ -166,7 +257,7 @@ fn request_errors_have_postgrest_shapes() {
     check_err(Dialect::Sqlite, "data=cs.{}", 400, "PGRST127");
     check_err(Dialect::Postgres, "select=id::evil", 400, "42704");
     check_err(Dialect::Postgres, "select=count()", 400, "PGRST123");
-    check_err(Dialect::Postgres, "select=id,orders(*)", 400, "PGRST127");
+    check_err(Dialect::Postgres, "select=id,orders(*)", 400, "PGRST200");
     check_err(Dialect::Postgres, "orders.id=eq.1", 400, "PGRST108");
     check_err(Dialect::Postgres, "name->a=eq.1", 400, "42883");
     let cat = catalog(Dialect::Postgres);
@@ -197,6 +288,7 @@ fn writes_bind_payload_values_per_column() {
     let opts = InsertOptions {
         rows: &rows,
         missing: None,
+        resolution: None,
     };
     let plan = insert(&cat, table, &req.query, opts, Returning::Selected).unwrap();
     assert_eq!(
@@ -211,6 +303,7 @@ fn writes_bind_payload_values_per_column() {
     let opts = InsertOptions {
         rows: &bad,
         missing: None,
+        resolution: None,
     };
     let e = insert(&cat, table, &req.query, opts, Returning::Nothing).unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (400, "PGRST204"));
@@ -235,4 +328,319 @@ fn writes_bind_payload_values_per_column() {
         plan.statement.sql,
         "DELETE FROM \"main\".\"items\" WHERE \"id\" = ? RETURNING json_object(?, \"id\") AS \"j\""
     );
+}
+
+#[track_caller]
+fn check_on(d: Dialect, table: &str, qs: &str, sql: &str, binds: &[Value]) {
+    let st = read_on(d, table, qs).unwrap_or_else(|e| panic!("{qs}: {e:?}"));
+    assert_eq!(st.sql, sql, "{qs}");
+    assert_eq!(st.binds, binds, "{qs}");
+}
+
+#[test]
+fn postgres_embeds_are_correlated_json_subqueries() {
+    check_on(
+        Dialect::Postgres,
+        "orders",
+        "select=id,customer:customers(name)",
+        "SELECT count(*) AS \"page_total\", coalesce(json_agg(_mg), '[]')::text AS \"body\" \
+         FROM (SELECT \"id\" AS \"id\", (SELECT row_to_json(\"_mg1r\") FROM (SELECT \"name\" AS \"name\" \
+         FROM \"public\".\"customers\" AS \"_mg1\" WHERE \"_mg1\".\"id\" = \"orders\".\"customer_id\") \"_mg1r\") \
+         AS \"customer\" FROM \"public\".\"orders\") _mg",
+        &[],
+    );
+    check_on(
+        Dialect::Postgres,
+        "customers",
+        "select=name,orders!inner(id)&orders.total=gt.10&orders.order=total.desc&orders.limit=2",
+        "SELECT count(*) AS \"page_total\", coalesce(json_agg(_mg), '[]')::text AS \"body\" \
+         FROM (SELECT \"name\" AS \"name\", (SELECT coalesce(json_agg(\"_mg1r\"), '[]') FROM (SELECT \"id\" AS \"id\" \
+         FROM \"public\".\"orders\" AS \"_mg1\" WHERE \"_mg1\".\"customer_id\" = \"customers\".\"id\" \
+         AND \"total\" > CAST($1 AS numeric) ORDER BY \"total\" DESC LIMIT 2) \"_mg1r\") AS \"orders\" \
+         FROM \"public\".\"customers\" WHERE EXISTS (SELECT 1 FROM \"public\".\"orders\" AS \"_mg1\" \
+         WHERE \"_mg1\".\"customer_id\" = \"customers\".\"id\" AND \"total\" > CAST($2 AS numeric))) _mg",
+        &[Value::Text("10".into()), Value::Text("10".into())],
+    );
+}
+
+#[test]
+fn many_to_many_goes_through_the_junction_table() {
+    let st = read_on(Dialect::Sqlite, "orders", "select=id,products(name)").unwrap();
+    assert!(
+        st.sql.contains(
+            "json((SELECT coalesce(json_group_array(json(\"_mg1r\".\"j\")), '[]') FROM (SELECT \
+             json_object(?, \"name\") AS \"j\" FROM \"main\".\"products\" AS \"_mg1\" WHERE EXISTS \
+             (SELECT 1 FROM \"main\".\"order_items\" AS \"_mg1j\" WHERE \"_mg1j\".\"product_id\" = \
+             \"_mg1\".\"id\" AND \"_mg1j\".\"order_id\" = \"orders\".\"id\")) \"_mg1r\"))"
+        ),
+        "{}",
+        st.sql
+    );
+}
+
+#[test]
+fn mysql_embeds_aggregate_in_order_and_mark_json() {
+    check_on(
+        Dialect::MySql,
+        "customers",
+        "select=id,orders(id)&orders.order=id.desc&orders.limit=1",
+        "SELECT JSON_OBJECT(?, `id`, ?, JSON_EXTRACT((SELECT COALESCE(JSON_ARRAYAGG(JSON_OBJECT(?, `id`) \
+         ORDER BY `id` DESC LIMIT 1), JSON_ARRAY()) FROM `app`.`orders` AS `_mg1` \
+         WHERE `_mg1`.`customer_id` = `customers`.`id`), '$')) AS `j` FROM `app`.`customers`",
+        &[
+            Value::Text("id".into()),
+            Value::Text("orders".into()),
+            Value::Text("id".into()),
+        ],
+    );
+    check_on(
+        Dialect::MySql,
+        "orders",
+        "select=id,...customers(name)",
+        "SELECT JSON_OBJECT(?, `id`, ?, (SELECT `name` FROM `app`.`customers` AS `_mg1` \
+         WHERE `_mg1`.`id` = `orders`.`customer_id`)) AS `j` FROM `app`.`orders`",
+        &[Value::Text("id".into()), Value::Text("name".into())],
+    );
+}
+
+#[test]
+fn relationships_are_found_disambiguated_or_refused() {
+    let e = read_on(Dialect::Postgres, "customers", "select=*,messages(*)").unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (300, "PGRST201"));
+    assert_eq!(
+        e.details_json.map(|j| *j),
+        Some(serde_json::json!([
+            {"cardinality":"one-to-many","embedding":"customers with messages",
+             "relationship":"messages_receiver_id_fkey using customers(id) and messages(receiver_id)"},
+            {"cardinality":"one-to-many","embedding":"customers with messages",
+             "relationship":"messages_sender_id_fkey using customers(id) and messages(sender_id)"}
+        ]))
+    );
+    assert_eq!(
+        e.hint.as_deref(),
+        Some(
+            "Try changing 'messages' to one of the following: 'messages!messages_receiver_id_fkey', \
+             'messages!messages_sender_id_fkey'. Find the desired relationship in the 'details' key."
+        )
+    );
+    for hinted in [
+        "select=id,messages!sender_id(id)",
+        "select=id,messages!messages_sender_id_fkey(id)",
+    ] {
+        let st = read_on(Dialect::Postgres, "customers", hinted).unwrap();
+        assert!(
+            st.sql
+                .contains("\"_mg1\".\"sender_id\" = \"customers\".\"id\""),
+            "{}",
+            st.sql
+        );
+    }
+    let st = read_on(
+        Dialect::Postgres,
+        "messages",
+        "select=id,sender:sender_id(name)",
+    )
+    .unwrap();
+    assert!(st.sql.contains("row_to_json"), "{}", st.sql);
+    let e = read_on(Dialect::Postgres, "customers", "select=*,items(*)").unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST200"));
+    let e = read_on(Dialect::Postgres, "customers", "select=*,...orders(*)").unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST119"));
+    let e = read_on(
+        Dialect::Postgres,
+        "customers",
+        "select=*,orders(*)&products.id=eq.1",
+    )
+    .unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST108"));
+    let e = read_on(Dialect::Postgres, "customers", "select=*,orders(nope)").unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "42703"));
+}
+
+#[test]
+fn upserts_resolve_conflicts_per_dialect() {
+    let rows = vec![
+        serde_json::json!({"id": 1, "name": "a"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    ];
+    let sql = |d: Dialect, qs: &str, r: crate::request::PreferResolution| {
+        let cat = catalog(d);
+        let table = cat.table("items").unwrap();
+        let params = QueryParams::decode(qs);
+        let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+        let opts = InsertOptions {
+            rows: &rows,
+            missing: None,
+            resolution: Some(r),
+        };
+        let plan = insert(&cat, table, &req.query, opts, Returning::Nothing).unwrap();
+        let count = conflict_count(&cat, table, &req.query, &rows)
+            .unwrap()
+            .unwrap();
+        (plan.statement.sql, count.sql)
+    };
+    use crate::request::PreferResolution::{IgnoreDuplicates, MergeDuplicates};
+    assert_eq!(
+        sql(Dialect::Postgres, "", MergeDuplicates),
+        (
+            "INSERT INTO \"public\".\"items\" (\"id\", \"name\") VALUES (CAST($1 AS integer), \
+             CAST($2 AS text)) ON CONFLICT (\"id\") DO UPDATE SET \"id\" = excluded.\"id\", \
+             \"name\" = excluded.\"name\""
+                .to_owned(),
+            "SELECT count(*) AS \"total\" FROM \"public\".\"items\" WHERE (\"id\" = CAST($1 AS integer))"
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        sql(Dialect::Sqlite, "on_conflict=name", IgnoreDuplicates).0,
+        "INSERT INTO \"main\".\"items\" (\"id\", \"name\") VALUES (?, ?) ON CONFLICT (\"name\") DO NOTHING"
+    );
+    assert_eq!(
+        sql(Dialect::MySql, "", MergeDuplicates).0,
+        "INSERT INTO `app`.`items` (`id`, `name`) VALUES (?, ?) ON DUPLICATE KEY UPDATE \
+         `id` = VALUES(`id`), `name` = VALUES(`name`)"
+    );
+    assert_eq!(
+        sql(Dialect::MySql, "", IgnoreDuplicates).0,
+        "INSERT INTO `app`.`items` (`id`, `name`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `id` = `id`"
+    );
+}
+
+#[test]
+fn rpc_calls_bind_arguments_with_parameter_casts() {
+    use super::rpc::{Arg, call, find};
+    let cat = catalog(Dialect::Postgres);
+    let opts = ReadOptions {
+        max_rows: None,
+        count: false,
+    };
+    let e = find(&cat, "nope", &[]).unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (404, "PGRST202"));
+    assert_eq!(find(&cat, "add_them", &["a"]).unwrap_err().code, "PGRST202");
+    let f = find(&cat, "add_them", &["a", "b"]).unwrap();
+    let params = QueryParams::decode("");
+    let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+    let args = vec![
+        ("a".to_owned(), Arg::Text("1".into())),
+        ("b".to_owned(), Arg::Json(serde_json::json!(2))),
+    ];
+    let c = call(&cat, f, &args, &req.query, req.range, opts).unwrap();
+    assert!(c.scalar);
+    assert_eq!(
+        c.plan.statement.sql,
+        "SELECT 1 AS \"page_total\", coalesce(to_json(\"public\".\"add_them\"(\"a\" := CAST($1 AS integer), \
+         \"b\" := CAST($2 AS integer)))::text, 'null') AS \"body\""
+    );
+    assert_eq!(c.plan.statement.binds, vec![Value::Int(1), Value::Int(2)]);
+
+    let f = find(&cat, "cheap_items", &["max_price"]).unwrap();
+    let params = QueryParams::decode("select=id&id=gt.2&order=id&limit=1");
+    let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+    let args = vec![("max_price".to_owned(), Arg::Text("2.5".into()))];
+    let c = call(&cat, f, &args, &req.query, req.range, opts).unwrap();
+    assert!(!c.scalar);
+    assert_eq!(
+        c.plan.statement.sql,
+        "SELECT count(*) AS \"page_total\", coalesce(json_agg(_mg), '[]')::text AS \"body\" \
+         FROM (SELECT \"id\" AS \"id\" FROM \"public\".\"cheap_items\"(\"max_price\" := CAST($1 AS numeric)) \
+         AS \"items\" WHERE \"id\" > CAST($2 AS integer) ORDER BY \"id\" ASC LIMIT 1) _mg"
+    );
+
+    let sqlite = catalog(Dialect::Sqlite);
+    let e = call(&sqlite, f, &args, &req.query, req.range, opts).unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST127"));
+}
+
+#[test]
+fn put_needs_every_primary_key_filtered_and_matching() {
+    let cat = catalog(Dialect::Sqlite);
+    let table = cat.table("items").unwrap();
+    let payload = |v: serde_json::Value| v.as_object().cloned().unwrap();
+    let put = |qs: &str, body: serde_json::Value| {
+        let params = QueryParams::decode(qs);
+        let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+        check_put(table, &req.query, &payload(body)).map_err(|e| e.code)
+    };
+    assert_eq!(
+        put("id=eq.3", serde_json::json!({"id": 3, "name": "c"})),
+        Ok(())
+    );
+    assert_eq!(put("id=eq.3", serde_json::json!({"id": "3"})), Ok(()));
+    assert_eq!(
+        put("id=eq.3", serde_json::json!({"id": 4})),
+        Err("PGRST115".into())
+    );
+    assert_eq!(
+        put("", serde_json::json!({"id": 3})),
+        Err("PGRST105".into())
+    );
+    assert_eq!(
+        put("id=gt.3", serde_json::json!({"id": 3})),
+        Err("PGRST105".into())
+    );
+    assert_eq!(
+        put("id=eq.3&name=eq.c", serde_json::json!({"id": 3})),
+        Err("PGRST105".into())
+    );
+}
+
+#[test]
+fn order_by_a_to_one_embedded_column_is_a_scalar_subquery() {
+    let st = read_on(
+        Dialect::Postgres,
+        "orders",
+        "select=id,c:customers(name)&order=c(name).desc.nullslast",
+    )
+    .unwrap();
+    assert!(
+        st.sql.ends_with(
+            "FROM \"public\".\"orders\" ORDER BY (SELECT \"name\" FROM \"public\".\"customers\" AS \"_mg1\" \
+             WHERE \"_mg1\".\"id\" = \"orders\".\"customer_id\") DESC NULLS LAST) _mg"
+        ),
+        "{}",
+        st.sql
+    );
+    let e = read_on(
+        Dialect::Postgres,
+        "customers",
+        "select=id,orders(id)&order=orders(id)",
+    )
+    .unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST118"));
+    let e = read_on(
+        Dialect::Postgres,
+        "orders",
+        "select=id&order=customers(name)",
+    )
+    .unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST108"));
+}
+
+#[test]
+fn null_filters_on_embeddings_are_exists_tests() {
+    let st = read_on(
+        Dialect::Sqlite,
+        "customers",
+        "select=id,orders(id)&orders=is.null&orders.total=gt.1",
+    )
+    .unwrap();
+    assert!(
+        st.sql.contains(
+            "FROM \"main\".\"customers\" WHERE NOT EXISTS (SELECT 1 FROM \"main\".\"orders\" AS \"_mg1\" \
+             WHERE \"_mg1\".\"customer_id\" = \"customers\".\"id\" AND \"total\" > ?)"
+        ),
+        "{}",
+        st.sql
+    );
+    let st = read_on(
+        Dialect::Sqlite,
+        "customers",
+        "select=id,o:orders(id)&o=not.is.null",
+    )
+    .unwrap();
+    assert!(st.sql.contains("WHERE EXISTS (SELECT 1"), "{}", st.sql);
+    let e = read_on(Dialect::Sqlite, "customers", "select=id&orders=is.null").unwrap_err();
+    assert_eq!(e.code, "42703");
 }
