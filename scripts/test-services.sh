@@ -99,6 +99,12 @@ ensure MariaDB "$MYSQL_URL" 3306 start_mariadb
 ensure Redis "$REDIS_URL" 6379 start_redis
 ensure Mosquitto "$MQTT_URL" 1883 start_mosquitto
 
+# The postgrest-js compatibility test runs the real client from npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "node/npm missing; installing"
+  install nodejs npm || missing+=("node/npm")
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = "true" ]; then
     say "ERROR: unreachable in CI: ${missing[*]}. Tests must not skip in CI; fix the service."

@@ -10,7 +10,9 @@ use std::time::Duration;
 use maggate::{GateConfig, MagGate};
 use magmobo::auth::{ApiKeyAuth, AuthOptions, CreatedKey, KeyStore};
 use magmobo::bios::RenderStyle;
+use magmobo::cache::MokaCache;
 use magmobo::cpu::HyperCpu;
+use magmobo::queue::MemoryQueue;
 use magmobo::prelude::*;
 use magmobo::roles::storage::Value;
 use magmobo::storage::{SqlStorage, StorageOptions};
@@ -168,7 +170,10 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
     Ok(Motherboard::builder()
         .name("MagFlock")
         .require(Slot::Storage)
-        .with((HyperCpu::new(address), storage(loaded)?, auth))
+        // RAM and GPU are in-process by default; nothing uses them yet (MagGate's read cache
+        // and webhooks will), but they are real components and show on the POST screen.
+        .with((HyperCpu::new(address), MokaCache::new(10_000), MemoryQueue::new()))
+        .with((storage(loaded)?, auth))
         .required_extension(gate)
         .extension(AuditLog::default())
         .patrol(SqlGuardPatrol::default())
