@@ -1,9 +1,11 @@
 // Drives a running MagGate with the real @supabase/postgrest-js client, as an application
-// would. Usage: node postgrest.mjs <rest url>. Exits non-zero on the first failed check.
+// would. Usage: node postgrest.mjs <rest url> [postgres]. Exits non-zero on the first failed
+// check; RPC checks run only when the second argument says the database is PostgreSQL.
 import assert from 'node:assert/strict';
 import { PostgrestClient } from '@supabase/postgrest-js';
 
 const url = process.argv[2];
+const postgres = process.argv[3] === 'postgres';
 const db = new PostgrestClient(url);
 let checks = 0;
 async function check(name, fn) {
@@ -64,8 +66,60 @@ await check('single fails on many rows', async () => {
   assert.equal(error.code, 'PGRST116');
 });
 
+await check('embed a to-one relationship', async () => {
+  const { data, error } = await db.from('books').select('title, authors(name)').eq('id', 1);
+  assert.equal(error, null);
+  assert.deepEqual(data, [{ title: 'Dune', authors: { name: 'Herbert' } }]);
+});
+
+await check('embed a to-many relationship with order inside', async () => {
+  const { data, error } = await db
+    .from('authors')
+    .select('name, books(title)')
+    .eq('id', 2)
+    .order('title', { referencedTable: 'books' });
+  assert.equal(error, null);
+  assert.deepEqual(data, [{ name: 'Austen', books: [{ title: 'Anna' }, { title: 'Emma' }] }]);
+});
+
+await check('inner embed filters parents', async () => {
+  const { data, error } = await db
+    .from('books')
+    .select('id, authors!inner(name)')
+    .eq('authors.name', 'Austen')
+    .order('id');
+  assert.equal(error, null);
+  assert.deepEqual(data.map((r) => r.id), [2, 3]);
+});
+
+await check('upsert merges an existing row (200)', async () => {
+  const { data, error, status } = await db
+    .from('books')
+    .upsert({ id: 1, title: 'Dune', pages: 500, author_id: 1 })
+    .select('id,pages');
+  assert.equal(error, null);
+  assert.equal(status, 200);
+  assert.deepEqual(data, [{ id: 1, pages: 500 }]);
+});
+
+if (postgres) {
+  await check('rpc returning table rows, with a filter', async () => {
+    const { data, error } = await db.rpc('books_longer_than', { min_pages: 100 }).select('title').order('id');
+    assert.equal(error, null);
+    assert.deepEqual(data, [{ title: 'Dune' }, { title: 'Emma' }]);
+  });
+  await check('rpc returning a scalar', async () => {
+    const { data, error } = await db.rpc('add', { a: 2, b: 3 });
+    assert.equal(error, null);
+    assert.equal(data, 5);
+  });
+}
+
 await check('insert returning the row', async () => {
-  const { data, error, status } = await db.from('books').insert({ id: 4, title: 'Kim', pages: 300 }).select();
+  const { data, error, status } = await db
+    .from('books')
+    .insert({ id: 4, title: 'Kim', pages: 300, author_id: 1 })
+    .select('id,title,pages');
   assert.equal(error, null);
   assert.equal(status, 201);
   assert.deepEqual(data, [{ id: 4, title: 'Kim', pages: 300 }]);
