@@ -33,6 +33,7 @@
 //! | `cache-redis` | [`cache::RedisCache`]: shared RAM slot that passes through while Redis is away |
 //! | `queue-memory` | [`queue::MemoryQueue`]: in-process GPU slot (retries, dead-letter, cron) |
 //! | `queue-postgres` | [`queue::PgQueue`]: durable GPU slot in PostgreSQL Storage (`SKIP LOCKED`) |
+//! | `webhooks` | [`webhooks::Webhooks`]: peripheral POSTing signed bus events through the GPU queue |
 //!
 //! The `db-*` features are additive: with several on, the URL's scheme picks the backend at
 //! run time.
@@ -74,4 +75,10 @@ pub mod cache {
 #[cfg(any(feature = "queue-memory", feature = "queue-postgres"))]
 pub mod queue {
     pub use magmobo_queue::*;
+}
+
+/// The Webhooks peripheral (signed deliveries through the GPU queue).
+#[cfg(feature = "webhooks")]
+pub mod webhooks {
+    pub use magmobo_webhooks::*;
 }

@@ -12,8 +12,8 @@ use magmobo::auth::{ApiKeyAuth, AuthOptions, CreatedKey, KeyStore};
 use magmobo::bios::RenderStyle;
 use magmobo::cache::MokaCache;
 use magmobo::cpu::HyperCpu;
-use magmobo::queue::MemoryQueue;
 use magmobo::prelude::*;
+use magmobo::queue::MemoryQueue;
 use magmobo::roles::storage::Value;
 use magmobo::storage::{SqlStorage, StorageOptions};
 use sentinel::{AuditLog, SqlGuardPatrol};
@@ -172,7 +172,11 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         .require(Slot::Storage)
         // RAM and GPU are in-process by default; nothing uses them yet (MagGate's read cache
         // and webhooks will), but they are real components and show on the POST screen.
-        .with((HyperCpu::new(address), MokaCache::new(10_000), MemoryQueue::new()))
+        .with((
+            HyperCpu::new(address),
+            MokaCache::new(10_000),
+            MemoryQueue::new(),
+        ))
         .with((storage(loaded)?, auth))
         .required_extension(gate)
         .extension(AuditLog::default())
