@@ -9,7 +9,11 @@
 /// the enabled drivers; the `.stderr` files are blessed with `--all-features`, as CI runs.
 #[test]
 #[cfg_attr(
-    not(all(feature = "cache-moka", feature = "cache-redis", feature = "queue-memory")),
+    not(all(
+        feature = "cache-moka",
+        feature = "cache-redis",
+        feature = "queue-memory"
+    )),
     ignore = "compiler output is blessed for --all-features (run: cargo test -p magmobo --all-features --test derive)"
 )]
 fn ui() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use magmobo_core::roles::storage::{Dialect, Migration, Row, Storage, Value};
+use magmobo_core::roles::storage::{Migration, Row, Storage, Value};
 use magmobo_core::{Error, Result};
 use rand::RngCore;
 
@@ -96,15 +96,7 @@ impl KeyStore {
 
     /// Creates the keys table if needed (a recorded migration).
     pub async fn install(&self) -> Result<()> {
-        let sql = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite]
-            .into_iter()
-            .map(|d| (d, TABLE_SQL.to_owned()))
-            .collect();
-        let migration = Migration {
-            version: 1,
-            name: "api keys".into(),
-            sql,
-        };
+        let migration = Migration::portable(1, "api keys", TABLE_SQL);
         self.storage
             .migrate("magmobo-auth", &[migration])
             .await
@@ -195,42 +187,15 @@ impl KeyStore {
     }
 }
 
-fn text(row: &Row, column: &str) -> Result<String> {
-    match row.get(column) {
-        Some(Value::Text(s)) => Ok(s.clone()),
-        other => Err(Error::part(
-            "APIKeyAuth",
-            format!("unexpected {column} in keys table: {other:?}"),
-        )),
-    }
-}
-
-fn int(row: &Row, column: &str) -> Result<Option<i64>> {
-    match row.get(column) {
-        Some(Value::Int(n)) => Ok(Some(*n)),
-        Some(Value::Null) | None => Ok(None),
-        Some(Value::Text(s)) => s.parse().map(Some).map_err(|_| {
-            Error::part(
-                "APIKeyAuth",
-                format!("unexpected {column} in keys table: {s:?}"),
-            )
-        }),
-        other => Err(Error::part(
-            "APIKeyAuth",
-            format!("unexpected {column} in keys table: {other:?}"),
-        )),
-    }
-}
-
 fn row_to_key(row: &Row) -> Result<ApiKey> {
     Ok(ApiKey {
-        id: text(row, "id")?,
-        name: text(row, "name")?,
-        role: text(row, "role")?,
-        secret_hash: text(row, "secret_hash")?,
-        created_at: int(row, "created_at")?.unwrap_or(0),
-        expires_at: int(row, "expires_at")?,
-        revoked_at: int(row, "revoked_at")?,
+        id: row.get_text("id")?,
+        name: row.get_text("name")?,
+        role: row.get_text("role")?,
+        secret_hash: row.get_text("secret_hash")?,
+        created_at: row.get_int("created_at")?,
+        expires_at: row.get_opt_int("expires_at")?,
+        revoked_at: row.get_opt_int("revoked_at")?,
     })
 }
 

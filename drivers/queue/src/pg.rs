@@ -146,7 +146,7 @@ impl PgQueue {
                 };
                 Ok(DeadJob {
                     job: job_from(row)?,
-                    error: text(row, "last_error")?,
+                    error: row.get_text("last_error")?,
                     failed_at,
                 })
             })
@@ -192,24 +192,9 @@ struct PgBackend {
     options: QueueOptions,
 }
 
-fn text(row: &Row, column: &str) -> Result<String> {
-    match row.get(column) {
-        Some(Value::Text(text)) => Ok(text.clone()),
-        other => Err(Error::part(
-            NAME,
-            format!("unexpected {column} in _magmobo_jobs: {other:?}"),
-        )),
-    }
-}
-
-fn int(row: &Row, column: &str) -> Result<u32> {
-    match row.get(column) {
-        Some(Value::Int(n)) => Ok(u32::try_from(*n).unwrap_or(0)),
-        other => Err(Error::part(
-            NAME,
-            format!("unexpected {column} in _magmobo_jobs: {other:?}"),
-        )),
-    }
+/// A count column (attempts) as `u32`; out-of-range values read as 0 rather than fail a job.
+fn count(row: &Row, column: &str) -> Result<u32> {
+    Ok(u32::try_from(row.get_int(column)?).unwrap_or(0))
 }
 
 fn job_from(row: &Row) -> Result<Job> {
@@ -222,10 +207,10 @@ fn job_from(row: &Row) -> Result<Job> {
         }
     };
     Ok(Job {
-        id: text(row, "id")?,
-        queue: text(row, "queue")?,
+        id: row.get_text("id")?,
+        queue: row.get_text("queue")?,
         payload,
-        attempt: int(row, "attempts")?,
+        attempt: count(row, "attempts")?,
     })
 }
 
@@ -265,7 +250,7 @@ impl Backend for PgBackend {
             .map(|row| {
                 Ok(Claimed {
                     job: job_from(row)?,
-                    max_attempts: int(row, "max_attempts")?,
+                    max_attempts: count(row, "max_attempts")?,
                 })
             })
             .collect()
@@ -353,7 +338,7 @@ impl Backend for PgBackend {
                 )
                 .await?;
             if let Some(row) = inserted.first() {
-                return text(row, "id");
+                return row.get_text("id");
             }
             // The key is taken by a pending or running job: hand back its id.
             let existing = self
@@ -365,7 +350,7 @@ impl Backend for PgBackend {
                 )
                 .await?;
             if let Some(row) = existing.first() {
-                return text(row, "id");
+                return row.get_text("id");
             }
         }
         Err(Error::part(

@@ -74,6 +74,53 @@ impl Row {
         let index = self.columns.iter().position(|c| c == column)?;
         self.values.get(index)
     }
+
+    fn unexpected(&self, column: &str, wanted: &str) -> crate::Error {
+        crate::Error::part(
+            "storage",
+            format!(
+                "column '{column}' should hold {wanted}, found {:?}",
+                self.get(column)
+            ),
+        )
+    }
+
+    /// The text in `column`, or `None` when it is NULL; JSON is rendered as text. An absent
+    /// column or another type is an error naming the column.
+    pub fn get_opt_text(&self, column: &str) -> Result<Option<String>> {
+        match self.get(column) {
+            Some(Value::Null) => Ok(None),
+            Some(Value::Text(s)) => Ok(Some(s.clone())),
+            Some(Value::Json(j)) => Ok(Some(j.to_string())),
+            _ => Err(self.unexpected(column, "text")),
+        }
+    }
+
+    /// The text in `column`; NULL is an error.
+    pub fn get_text(&self, column: &str) -> Result<String> {
+        self.get_opt_text(column)?
+            .ok_or_else(|| self.unexpected(column, "text"))
+    }
+
+    /// The integer in `column` (also parsed from text, as some drivers return BIGINTs), or
+    /// `None` when it is NULL.
+    pub fn get_opt_int(&self, column: &str) -> Result<Option<i64>> {
+        match self.get(column) {
+            Some(Value::Null) => Ok(None),
+            Some(Value::Int(n)) => Ok(Some(*n)),
+            Some(Value::Text(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| self.unexpected(column, "an integer")),
+            _ => Err(self.unexpected(column, "an integer")),
+        }
+    }
+
+    /// The integer in `column`; NULL is an error.
+    pub fn get_int(&self, column: &str) -> Result<i64> {
+        self.get_opt_int(column)?
+            .ok_or_else(|| self.unexpected(column, "an integer"))
+    }
 }
 
 /// One migration of an extension or application.
@@ -112,6 +159,21 @@ impl Notifications {
     /// The underlying receiver, e.g. to wrap it in a stream.
     pub fn into_inner(self) -> tokio::sync::mpsc::Receiver<String> {
         self.receiver
+    }
+}
+
+impl Migration {
+    /// A migration whose SQL is the same on every dialect (portable DDL).
+    pub fn portable(version: u32, name: impl Into<String>, sql: &str) -> Self {
+        let sql = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite]
+            .into_iter()
+            .map(|d| (d, sql.to_owned()))
+            .collect();
+        Migration {
+            version,
+            name: name.into(),
+            sql,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use magmobo_core::roles::storage::{Dialect, Migration, Row, Storage, Value};
-use magmobo_core::{Error, Result};
+use magmobo_core::Result;
+use magmobo_core::roles::storage::{Migration, Row, Storage, Value};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -130,15 +130,7 @@ impl AuditStore {
 
     /// Creates the table if needed (a recorded migration).
     pub async fn install(&self) -> Result<()> {
-        let sql = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite]
-            .into_iter()
-            .map(|d| (d, TABLE_SQL.to_owned()))
-            .collect();
-        let migration = Migration {
-            version: 1,
-            name: "audit log".into(),
-            sql,
-        };
+        let migration = Migration::portable(1, "audit log", TABLE_SQL);
         self.storage
             .migrate("sentinel-audit", &[migration])
             .await
@@ -155,7 +147,7 @@ impl AuditStore {
             )
             .await?;
         match rows.first() {
-            Some(row) => Ok((int(row, "seq")?, text(row, "hash")?)),
+            Some(row) => Ok((row.get_int("seq")?, row.get_text("hash")?)),
             None => Ok((0, GENESIS.to_owned())),
         }
     }
@@ -293,50 +285,16 @@ fn fields_of(e: &AuditEntry) -> Fields<'_> {
     ]
 }
 
-fn text(row: &Row, column: &str) -> Result<String> {
-    match row.get(column) {
-        Some(Value::Text(s)) => Ok(s.clone()),
-        Some(Value::Json(j)) => Ok(j.to_string()),
-        other => Err(Error::part(
-            "audit",
-            format!("unexpected {column} in the audit table: {other:?}"),
-        )),
-    }
-}
-
-fn optional_text(row: &Row, column: &str) -> Result<Option<String>> {
-    match row.get(column) {
-        Some(Value::Null) | None => Ok(None),
-        _ => text(row, column).map(Some),
-    }
-}
-
-fn int(row: &Row, column: &str) -> Result<i64> {
-    match row.get(column) {
-        Some(Value::Int(n)) => Ok(*n),
-        Some(Value::Text(s)) => s.parse().map_err(|_| {
-            Error::part(
-                "audit",
-                format!("unexpected {column} in the audit table: {s:?}"),
-            )
-        }),
-        other => Err(Error::part(
-            "audit",
-            format!("unexpected {column} in the audit table: {other:?}"),
-        )),
-    }
-}
-
 fn entry(row: &Row) -> Result<AuditEntry> {
     Ok(AuditEntry {
-        seq: int(row, "seq")?,
-        at_ms: int(row, "at_ms")?,
-        kind: text(row, "kind")?,
-        identity: optional_text(row, "identity")?,
-        source: optional_text(row, "source")?,
-        summary: text(row, "summary")?,
-        detail: text(row, "detail")?,
-        prev_hash: text(row, "prev_hash")?,
-        hash: text(row, "hash")?,
+        seq: row.get_int("seq")?,
+        at_ms: row.get_int("at_ms")?,
+        kind: row.get_text("kind")?,
+        identity: row.get_opt_text("identity")?,
+        source: row.get_opt_text("source")?,
+        summary: row.get_text("summary")?,
+        detail: row.get_text("detail")?,
+        prev_hash: row.get_text("prev_hash")?,
+        hash: row.get_text("hash")?,
     })
 }
