@@ -29,6 +29,20 @@ pub(crate) fn type_name(input: &DeriveInput) -> String {
 /// bounded by `role` (e.g. `T<X>: Cache`), so it applies exactly where the type can go in
 /// its slot; for a plain type the call itself is checked where the type is declared, and
 /// `call_span` puts the error on the attribute that chose the slot.
+/// The body of a `*_info()` method: the `XInfo::new(..)` call, then one assignment per
+/// attribute the user wrote, so fields added to core later keep their defaults.
+pub(crate) fn info_body(new_info: TokenStream, fields: &[TokenStream]) -> TokenStream {
+    if fields.is_empty() {
+        new_info
+    } else {
+        quote::quote! {
+            let mut info = #new_info;
+            #(#fields)*
+            info
+        }
+    }
+}
+
 pub(crate) fn plug_impl(
     input: &DeriveInput,
     krate: &Path,

@@ -79,15 +79,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         fields.push(quote!(info.depends_on = ::std::vec![#(#krate::Slot::#depends_on),*];));
     }
     let new_info = quote!(#krate::ComponentInfo::new(#name, #version, #krate::Slot::#variant));
-    let body = if fields.is_empty() {
-        new_info
-    } else {
-        quote! {
-            let mut info = #new_info;
-            #(#fields)*
-            info
-        }
-    };
+    let body = common::info_body(new_info, &fields);
 
     let role_path: syn::Path = syn::parse_str(slot.slot.role)?;
     let role = quote!(#krate::#role_path);

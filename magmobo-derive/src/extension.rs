@@ -58,15 +58,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         fields.push(quote!(info.depends_on = ::std::vec![#(#depends_on),*];));
     }
     let new_info = quote!(#krate::ExtensionInfo::new(#name, #version));
-    let body = if fields.is_empty() {
-        new_info
-    } else {
-        quote! {
-            let mut info = #new_info;
-            #(#fields)*
-            info
-        }
-    };
+    let body = common::info_body(new_info, &fields);
 
     let required = args.flag("required");
     let plug = common::plug_impl(

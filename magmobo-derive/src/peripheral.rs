@@ -53,15 +53,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
     }
     let new_info = quote!(#krate::PeripheralInfo::new(#name, #version));
-    let body = if fields.is_empty() {
-        new_info
-    } else {
-        quote! {
-            let mut info = #new_info;
-            #(#fields)*
-            info
-        }
-    };
+    let body = common::info_body(new_info, &fields);
 
     let required = args.flag("required");
     let plug = common::plug_impl(
