@@ -139,6 +139,7 @@ fn sqlite_url() -> String {
 fn config() -> GateConfig {
     GateConfig {
         max_body_bytes: 4096,
+        aggregates_enabled: true,
         schema_poll: None,
         ..GateConfig::default()
     }
@@ -613,7 +614,7 @@ async fn run_cases(b: &Motherboard) {
     check(
         b,
         "GET /items",
-        &[("accept", "text/csv")],
+        &[("accept", "application/xml")],
         None,
         406,
         &[],
@@ -1471,6 +1472,152 @@ async fn rpc_cases(b: &Motherboard, d: Dialect) {
 
 /// Operators and writes that differ per dialect: supported where the database can do them,
 /// a clear 400 (PGRST127) where it cannot.
+/// Aggregates in `select` (PostgREST's implicit GROUP BY over the other selected columns),
+/// on `orders` and `order_items`, which the earlier cases do not change.
+async fn aggregate_cases(b: &Motherboard) {
+    let cases: [(&str, u16, Json); 8] = [
+        ("GET /orders?select=count()", 200, json!([{"count":3}])),
+        ("GET /orders?select=total.sum()", 200, json!([{"sum":41.5}])),
+        (
+            "GET /orders?select=customer_id,count()&order=customer_id",
+            200,
+            json!([{"customer_id":1,"count":2},{"customer_id":2,"count":1}]),
+        ),
+        (
+            "GET /orders?select=customer_id,biggest:total.max()&order=customer_id.desc",
+            200,
+            json!([{"customer_id":2,"biggest":15.75},{"customer_id":1,"biggest":20.25}]),
+        ),
+        (
+            "GET /orders?select=n:count(),total.min()&item_id=eq.1",
+            200,
+            json!([{"n":2,"min":5.5}]),
+        ),
+        (
+            "GET /order_items?select=order_id,qty.avg()&order=order_id",
+            200,
+            json!([{"order_id":1,"avg":1.5},{"order_id":2,"avg":5.0}]),
+        ),
+        (
+            "GET /order_items?select=qty.sum()::text",
+            200,
+            json!([{"sum":"8"}]),
+        ),
+        (
+            "GET /orders?select=total.sum(),items(name)",
+            400,
+            json!({"code":"PGRST127"}),
+        ),
+    ];
+    for (line, status, body) in cases {
+        check(b, line, &[], None, status, &[], Some(body)).await;
+    }
+    check(
+        b,
+        "PATCH /orders?id=eq.999&select=total.sum()",
+        &[("prefer", "return=representation")],
+        Some(r#"{"total":1}"#),
+        400,
+        &[],
+        Some(json!({"code":"PGRST127"})),
+    )
+    .await;
+}
+
+/// CSV out (`Accept: text/csv`) and in (`Content-Type: text/csv`), and the OpenAPI
+/// document at the root.
+async fn csv_and_openapi_cases(b: &Motherboard) {
+    let csv = [("accept", "text/csv")];
+    let (status, headers, body) = send(b, "GET /orders?select=id,total&order=id", &csv, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(body, "id,total\n1,5.5\n2,20.25\n3,15.75\n");
+    let (status, _, body) = send(
+        b,
+        "POST /products",
+        &[
+            ("content-type", "text/csv"),
+            ("prefer", "return=representation"),
+        ],
+        Some("id,name\n10,\"quill, blue\"\n11,chalk\n"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, _, body) = send(
+        b,
+        "GET /products?select=name&id=gte.10&order=id",
+        &csv,
+        None,
+    )
+    .await;
+    assert_eq!(body, "name\n\"quill, blue\"\nchalk\n");
+    // Errors stay JSON, as in PostgREST.
+    check(
+        b,
+        "GET /nope",
+        &csv,
+        None,
+        404,
+        &[],
+        Some(json!({"code":"PGRST205"})),
+    )
+    .await;
+    check(
+        b,
+        "POST /products",
+        &[("content-type", "text/csv")],
+        Some("id,name\n12\n"),
+        400,
+        &[],
+        Some(json!({"code":"PGRST102"})),
+    )
+    .await;
+
+    let (status, headers, body) = send(b, "GET /", &[], None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers["content-type"],
+        "application/openapi+json; charset=utf-8"
+    );
+    let doc: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/items",
+        "/orders",
+        "/order_items",
+        "/customers",
+        "/products",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} in {doc}");
+        assert!(doc["paths"][path]["post"].is_object(), "{path}");
+    }
+    let items = &doc["components"]["schemas"]["items"];
+    assert_eq!(
+        items["properties"]["qty"]["type"],
+        json!(["integer", "null"])
+    );
+    assert!(
+        items["properties"]["id"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("<pk/>")
+    );
+    assert!(
+        items["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("name"))
+    );
+    let orders = &doc["components"]["schemas"]["orders"];
+    assert!(
+        orders["properties"]["customer_id"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("<fk table='customers' column='id'/>")
+    );
+    assert!(doc["components"]["parameters"]["rowFilter.items.name"].is_object());
+}
+
 async fn run_dialect_cases(b: &Motherboard, d: Dialect) {
     let rep = ("prefer", "return=representation");
     let unsupported = Some(json!({"code":"PGRST127"}));
@@ -1560,6 +1707,8 @@ async fn postgrest_cases_on_sqlite() {
     embedding_cases(&board).await;
     upsert_cases(&board).await;
     rpc_cases(&board, board.storage().unwrap().dialect()).await;
+    aggregate_cases(&board).await;
+    csv_and_openapi_cases(&board).await;
     run_dialect_cases(&board, board.storage().unwrap().dialect()).await;
     board.shutdown(StopMode::Fast).await.unwrap();
 }
@@ -1574,6 +1723,8 @@ async fn postgrest_cases_on_postgres() {
     embedding_cases(&board).await;
     upsert_cases(&board).await;
     rpc_cases(&board, board.storage().unwrap().dialect()).await;
+    aggregate_cases(&board).await;
+    csv_and_openapi_cases(&board).await;
     run_dialect_cases(&board, board.storage().unwrap().dialect()).await;
     board.shutdown(StopMode::Fast).await.unwrap();
 }
@@ -1588,7 +1739,25 @@ async fn postgrest_cases_on_mariadb() {
     embedding_cases(&board).await;
     upsert_cases(&board).await;
     rpc_cases(&board, board.storage().unwrap().dialect()).await;
+    aggregate_cases(&board).await;
+    csv_and_openapi_cases(&board).await;
     run_dialect_cases(&board, board.storage().unwrap().dialect()).await;
+    board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_are_refused_unless_enabled() {
+    let board = board_on(&sqlite_url(), GateConfig::default()).await;
+    check(
+        &board,
+        "GET /orders?select=count()",
+        &[],
+        None,
+        400,
+        &[],
+        Some(json!({"code":"PGRST123"})),
+    )
+    .await;
     board.shutdown(StopMode::Fast).await.unwrap();
 }
 

@@ -97,9 +97,9 @@ async fn run_client(database_url: &str, postgres: bool) {
         "postgrest-js checks failed:\n{stdout}\n{stderr}"
     );
     let expected = if postgres {
-        "19 passed, 0 failed"
+        "20 passed, 0 failed"
     } else {
-        "17 passed, 0 failed"
+        "18 passed, 0 failed"
     };
     assert!(stdout.contains(expected), "{stdout}");
     board.shutdown(StopMode::Fast).await.unwrap();

@@ -3,6 +3,7 @@
 // check; RPC checks run only when the second argument says the database is PostgreSQL.
 import assert from 'node:assert/strict';
 import { PostgrestClient } from '@supabase/postgrest-js';
+import SwaggerParser from '@apidevtools/swagger-parser';
 
 const url = process.argv[2];
 const postgres = process.argv[3] === 'postgres';
@@ -165,6 +166,17 @@ await check('unknown table is a 404', async () => {
   const { error, status } = await db.from('nope').select('*');
   assert.equal(status, 404);
   assert.equal(error.code, 'PGRST205');
+});
+
+await check('the root serves a valid OpenAPI 3.1 document', async () => {
+  const response = await fetch(`${url}/`);
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get('content-type'), /^application\/openapi\+json/);
+  const doc = await response.json();
+  await SwaggerParser.validate(structuredClone(doc));
+  assert.equal(doc.openapi, '3.1.0');
+  assert.ok(doc.paths['/books'].get && doc.paths['/authors'].post);
+  if (postgres) assert.ok(doc.paths['/rpc/add'].post);
 });
 
 console.log(`${checks} passed, 0 failed`);

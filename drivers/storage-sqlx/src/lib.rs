@@ -373,6 +373,30 @@ impl Storage for SqlStorage {
         begun.map_err(|e| self.fail("cannot begin a transaction", Failure::Sql(e)))
     }
 
+    async fn begin_read_only(&self) -> Result<Box<dyn Transaction>> {
+        let part = self.inner.name.clone();
+        let target = self.inner.target.clone();
+        // One round trip: the access mode goes with the BEGIN itself.
+        let begun: std::result::Result<Box<dyn Transaction>, sqlx::Error> = match self.pool() {
+            #[cfg(feature = "postgres")]
+            Pool::Pg(p) => p.begin_with("BEGIN READ ONLY").await.map(|tx| {
+                Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
+            }),
+            #[cfg(feature = "mysql")]
+            Pool::My(p) => p.begin_with("START TRANSACTION READ ONLY").await.map(|tx| {
+                Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
+            }),
+            // SQLite has no read-only transactions; a plain one keeps the same shape.
+            #[cfg(feature = "sqlite")]
+            Pool::Lite(p) => p.begin().await.map(|tx| {
+                Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
+            }),
+            #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+            Pool::Off(never) => match *never {},
+        };
+        begun.map_err(|e| self.fail("cannot begin a read-only transaction", Failure::Sql(e)))
+    }
+
     async fn migrate(&self, owner: &str, migrations: &[Migration]) -> Result<usize> {
         let ran: std::result::Result<usize, Failure> = match self.pool() {
             #[cfg(feature = "postgres")]

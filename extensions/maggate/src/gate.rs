@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler;
+use crate::policy::Policies;
+use crate::session::{TxEnd, pre_request_sql};
 use crate::sql::Catalog;
 
 /// How MagGate serves.
@@ -32,8 +34,32 @@ pub struct GateConfig {
     pub max_body_bytes: usize,
     /// Whether PATCH and DELETE without any filter are allowed (refused by default).
     pub allow_unfiltered_writes: bool,
+    /// Whether `select` may use `count()`, `sum()`, `avg()`, `min()`, `max()` (PostgREST's
+    /// `db-aggregates-enabled`; off by default, as there, since an aggregate over a large
+    /// table is an easy way to load the database).
+    pub aggregates_enabled: bool,
     /// How often to compare the schema fingerprint and reload on change; `None` disables.
     pub schema_poll: Option<Duration>,
+    /// The role of requests without credentials (PostgREST's `db-anon-role`): used when
+    /// the board has no PSU, and to answer `42501` with 401 rather than 403. `None`: no
+    /// anonymous role.
+    pub anon_role: Option<String>,
+    /// Whether PostgreSQL requests run as the caller's role (`set_config('role', ...)`, the
+    /// identity's role, or [`GateConfig::anon_role`] without a PSU), as PostgREST always
+    /// does. Off by default so a board whose API-key roles (`anon`, `service_role`) are not
+    /// database roles keeps working; turn it on once the roles exist and the connecting
+    /// user is a member of each. Claims are set either way when the board has a PSU.
+    pub switch_role: bool,
+    /// A function called after the role switch and before the query (PostgREST's
+    /// `db-pre-request`), as `name` or `schema.name`; PostgreSQL only, checked against the
+    /// introspected functions when the schema loads.
+    pub pre_request: Option<String>,
+    /// How transactions end (PostgREST's `db-tx-end`), and whether `Prefer: tx=` may
+    /// override it.
+    pub tx_end: TxEnd,
+    /// Access policies MagGate enforces itself (row filters, column lists): row-level
+    /// security for MariaDB and SQLite, usable on PostgreSQL too. Empty by default.
+    pub policies: Policies,
 }
 
 impl Default for GateConfig {
@@ -44,7 +70,13 @@ impl Default for GateConfig {
             max_rows: None,
             max_body_bytes: 1 << 20,
             allow_unfiltered_writes: false,
+            aggregates_enabled: false,
             schema_poll: Some(Duration::from_secs(5)),
+            anon_role: None,
+            switch_role: false,
+            pre_request: None,
+            tx_end: TxEnd::Commit,
+            policies: Policies::default(),
         }
     }
 }
@@ -82,7 +114,19 @@ impl Inner {
         let dialect = storage.dialect();
         let schemas = self.introspect_schemas(dialect);
         let schema = storage.introspect(&schemas).await?;
-        Ok(Catalog::new(schema, dialect, &self.config.schemas))
+        let catalog = Catalog::new(schema, dialect, &self.config.schemas);
+        if let Some(name) = &self.config.pre_request {
+            if dialect != Dialect::Postgres {
+                return Err(magmobo_core::Error::part(
+                    "maggate",
+                    format!(
+                        "pre_request '{name}' needs PostgreSQL functions; this storage is {dialect:?}: remove it from GateConfig"
+                    ),
+                ));
+            }
+            pre_request_sql(&catalog, name).map_err(|m| magmobo_core::Error::part("maggate", m))?;
+        }
+        Ok(catalog)
     }
 
     async fn reload(&self) -> magmobo_core::Result<bool> {
@@ -202,14 +246,12 @@ impl Extension for MagGate {
         let cpu = ctx.cpu()?;
         let prefix = self.inner.config.prefix.clone();
         let root = if prefix == "/" { String::new() } else { prefix };
-        for pattern in [
-            if root.is_empty() {
-                "/".to_owned()
-            } else {
-                root.clone()
-            },
-            format!("{root}/{{*path}}"),
-        ] {
+        let mut patterns = vec![format!("{root}/"), format!("{root}/{{*path}}")];
+        if !root.is_empty() {
+            // Both `/rest/v1` and `/rest/v1/` are the root, as clients write either.
+            patterns.push(root.clone());
+        }
+        for pattern in patterns {
             let inner = self.inner.clone();
             cpu.mount_native(&pattern, move |req: http::Request<Body>, _ctx| {
                 let inner = inner.clone();

@@ -8,23 +8,81 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use magmobo_core::axum::body::{Body, to_bytes};
 use magmobo_core::axum::response::Response;
 use magmobo_core::roles::schema::Table;
-use magmobo_core::roles::storage::{Row, Storage, Transaction, Value};
+use magmobo_core::roles::storage::{Row, Value};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::gate::{Inner, Runtime};
+use crate::policy::{Command, Guard};
 use crate::request::{
     PreferHandling, PreferResolution, PreferReturn, Preferences, QueryParams, Request,
     RequestHeaders, url_decode,
 };
+#[cfg(test)]
+use crate::session::db_error;
+use crate::session::{Conn, Session};
 use crate::sql::{self, Catalog, Plan, ReadOptions, Returning, Shape, Statement};
 
 const JSON: &str = "application/json; charset=utf-8";
 const OBJECT_JSON: &str = "application/vnd.pgrst.object+json; charset=utf-8";
+const OPENAPI_JSON: &str = "application/openapi+json; charset=utf-8";
 
 /// Answers one request; never fails (errors become PostgREST error responses).
 pub(crate) async fn handle(inner: Arc<Inner>, req: http::Request<Body>) -> Response {
-    match serve(&inner, req).await {
+    let csv = wants_csv(req.headers().get(header::ACCEPT));
+    let response = match serve(&inner, req).await {
         Ok(r) => r,
+        Err(e) => error_response(&e, None),
+    };
+    if csv {
+        into_csv(response).await
+    } else {
+        response
+    }
+}
+
+/// Whether the client prefers CSV: `text/csv` listed before any JSON type.
+fn wants_csv(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    for part in accept.split(',') {
+        let media = part.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("text/csv") {
+            return true;
+        }
+        if media.to_ascii_lowercase().contains("json") || media == "*/*" {
+            return false;
+        }
+    }
+    false
+}
+
+/// A successful JSON answer re-encoded as CSV; errors stay JSON, as in PostgREST.
+async fn into_csv(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !response.status().is_success() || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let converted = match to_bytes(body, usize::MAX).await {
+        Ok(bytes) => crate::csv_body::from_json_rows(&String::from_utf8_lossy(&bytes)),
+        Err(e) => {
+            Err(ApiError::new(500, "MG500", "Could not read the response").details(e.to_string()))
+        }
+    };
+    match converted {
+        Ok(text) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::csv_body::CSV),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(text))
+        }
         Err(e) => error_response(&e, None),
     }
 }
@@ -35,6 +93,10 @@ fn error_response(e: &ApiError, content_range: Option<String>) -> Response {
         .header(header::CONTENT_TYPE, JSON);
     if let Some(cr) = content_range.or_else(|| (e.status == 416).then(|| "*/*".to_owned())) {
         b = b.header(header::CONTENT_RANGE, cr);
+    }
+    if e.status == 401 {
+        // As PostgREST: a 401 tells the client which scheme to authenticate with.
+        b = b.header(header::WWW_AUTHENTICATE, "Bearer");
     }
     b.body(Body::from(e.to_json()))
         .unwrap_or_else(|_| Response::new(Body::empty()))
@@ -80,11 +142,45 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     // Authenticate before anything else, so an unauthenticated caller learns nothing, not
     // even which tables exist.
-    if let Some(auth) = &rt.auth {
-        auth.authenticate(&parts).await.map_err(|rejection| {
+    let identity = match &rt.auth {
+        Some(auth) => Some(auth.authenticate(&parts).await.map_err(|rejection| {
             ApiError::new(rejection.status, &rejection.code, &rejection.message)
-        })?;
+        })?),
+        None => None,
+    };
+    let mut session = Session::new(&inner.config, &rt, &catalog, identity, &parts)?;
+    match route(inner, &rt, &catalog, &mut session, parts, body).await {
+        Ok(mut response) => {
+            if let Some(token) = session.applied {
+                apply_preference(response.headers_mut(), token);
+            }
+            Ok(response)
+        }
+        Err(e) => Err(session.permission(e)),
     }
+}
+
+/// Adds `token` to `Preference-Applied`, joining the value already there.
+fn apply_preference(headers: &mut HeaderMap, token: &str) {
+    let name = header::HeaderName::from_static("preference-applied");
+    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {token}"),
+        None => token.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(name, v);
+    }
+}
+
+/// Routes an authenticated request: the root, `/rpc/{fn}` or a table.
+async fn route(
+    inner: &Inner,
+    rt: &Runtime,
+    catalog: &Catalog,
+    session: &mut Session,
+    parts: http::request::Parts,
+    body: Body,
+) -> ApiResult<Response> {
     let path = parts.uri.path();
     let prefix = inner.config.prefix.as_str();
     let rest = path
@@ -93,14 +189,14 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
         .trim_start_matches('/');
     let head = parts.method == Method::HEAD;
     if rest.is_empty() {
-        return Ok(root(&catalog, &parts.method)?.into_response(head));
+        return Ok(root(catalog, prefix, &parts.method)?.into_response(head));
     }
     if rest.contains('/') {
         if let Some(function) = rest.strip_prefix("rpc/")
             && !function.contains('/')
         {
             let name = url_decode(function);
-            return Ok(rpc(inner, &rt, &catalog, &parts, body, &name)
+            return Ok(rpc(inner, session, catalog, &parts, body, &name)
                 .await?
                 .into_response(head));
         }
@@ -127,17 +223,46 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
     };
     let singular = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
     let params = QueryParams::decode(parts.uri.query().unwrap_or(""));
-    let request = Request::parse(
+    let mut request = Request::parse(
         &params,
         &RequestHeaders {
             prefer: &prefer,
             range,
         },
     )?;
+    session.prefer(inner.config.tx_end, request.preferences.transaction);
+    let session = &*session;
+    let command = match parts.method {
+        Method::GET | Method::HEAD => Some(Command::Select),
+        Method::POST | Method::PUT => Some(Command::Insert),
+        Method::PATCH => Some(Command::Update),
+        Method::DELETE => Some(Command::Delete),
+        _ => None,
+    };
+    // Before any policy adds its row filters, which do not count as the caller's.
+    match command {
+        Some(Command::Update) => refuse_unfiltered(inner, &request, "UPDATE")?,
+        Some(Command::Delete) => refuse_unfiltered(inner, &request, "DELETE")?,
+        _ => {}
+    }
+    let guard = inner
+        .config
+        .policies
+        .guard(&session.role, &session.claims, session.anonymous);
+    if let (Some(g), Some(command)) = (&guard, command) {
+        g.apply(catalog, table, command, &mut request.query)?;
+        if command != Command::Select
+            && request.preferences.representation == Some(PreferReturn::Representation)
+        {
+            g.check_returning(table)?;
+        }
+    }
     let ctx = Ctx {
         inner,
-        rt: &rt,
-        catalog: &catalog,
+        rt,
+        session,
+        guard: guard.as_ref(),
+        catalog,
         table,
         request: &request,
         singular,
@@ -149,14 +274,10 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
             ctx.insert(payload).await?
         }
         Method::PATCH => {
-            ctx.refuse_unfiltered("UPDATE")?;
             let payload = read_json(body, headers, inner.config.max_body_bytes).await?;
             ctx.update(payload).await?
         }
-        Method::DELETE => {
-            ctx.refuse_unfiltered("DELETE")?;
-            ctx.delete().await?
-        }
+        Method::DELETE => ctx.delete().await?,
         Method::PUT => {
             let payload = read_json(body, headers, inner.config.max_body_bytes).await?;
             ctx.put(payload).await?
@@ -181,8 +302,20 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
     Ok(reply.into_response(head))
 }
 
-/// The API root: the exposed tables and their columns.
-fn root(catalog: &Catalog, method: &Method) -> ApiResult<Reply> {
+/// PATCH and DELETE need a filter unless the configuration allows otherwise.
+fn refuse_unfiltered(inner: &Inner, request: &Request<'_>, verb: &str) -> ApiResult<()> {
+    if inner.config.allow_unfiltered_writes || sql::has_filters(&request.query) {
+        return Ok(());
+    }
+    Err(
+        ApiError::new(400, "21000", format!("{verb} requires a WHERE clause")).hint(
+            "Add a filter such as ?id=eq.1, or enable allow_unfiltered_writes in GateConfig.",
+        ),
+    )
+}
+
+/// The API root: the OpenAPI document of everything served (see [`crate::openapi`]).
+fn root(catalog: &Catalog, prefix: &str, method: &Method) -> ApiResult<Reply> {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(ApiError::new(
             405,
@@ -190,27 +323,11 @@ fn root(catalog: &Catalog, method: &Method) -> ApiResult<Reply> {
             format!("Unsupported HTTP method: {method}"),
         ));
     }
-    let tables: Vec<serde_json::Value> = catalog
-        .schema()
-        .tables
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "name": t.name,
-                "schema": t.schema,
-                "kind": t.kind,
-                "columns": t.columns.iter().map(|c| serde_json::json!({
-                    "name": c.name, "type": c.data_type, "nullable": c.nullable,
-                })).collect::<Vec<_>>(),
-                "primary_key": t.primary_key,
-            })
-        })
-        .collect();
     Ok(Reply {
         status: 200,
         headers: Vec::new(),
-        body: Some(serde_json::json!({ "tables": tables }).to_string()),
-        content_type: JSON,
+        body: Some(crate::openapi::document(catalog, prefix).to_string()),
+        content_type: OPENAPI_JSON,
     })
 }
 
@@ -225,7 +342,7 @@ fn negotiate(accept: Option<&str>) -> ApiResult<bool> {
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => {
                 return Ok(true);
             }
-            "" | "*/*" | "application/*" | "application/json" => return Ok(false),
+            "" | "*/*" | "application/*" | "application/json" | "text/csv" => return Ok(false),
             _ => {}
         }
     }
@@ -249,66 +366,14 @@ async fn read_json(body: Body, headers: &HeaderMap, max: usize) -> ApiResult<ser
         return Err(too_large());
     }
     let bytes = to_bytes(body, max).await.map_err(|_| too_large())?;
+    let is_csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/csv"));
+    if is_csv {
+        return crate::csv_body::to_json_rows(&bytes);
+    }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_body(e.to_string()))
-}
-
-/// A database failure as PostgREST would report it. The driver appends
-/// `(SQLSTATE xxxxx)` to database messages; without one it is a client-side failure.
-fn db_error(e: &magmobo_core::Error) -> ApiError {
-    let text = e.to_string();
-    if let Some(pos) = text.rfind("(SQLSTATE ") {
-        let code: String = text[pos + 10..].chars().take(5).collect();
-        let message = text[..pos].trim_end();
-        // Keep the database's own words: drop the "Part: action: " prefix.
-        let message = message.splitn(3, ": ").last().unwrap_or(message);
-        return ApiError::from_database(Some(&code), message);
-    }
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("connection") || lower.contains("cannot reach") || lower.contains("pool") {
-        return ApiError::new(
-            503,
-            "PGRST001",
-            "Database client error. Retrying the connection.",
-        )
-        .details(text);
-    }
-    ApiError::from_database(None, &text)
-}
-
-/// Statements run either on the pool or inside one transaction.
-enum Conn {
-    Pool(Arc<dyn Storage>),
-    Tx(Box<dyn Transaction>),
-}
-
-impl Conn {
-    async fn query(&mut self, st: &Statement) -> ApiResult<Vec<Row>> {
-        let r = match self {
-            Conn::Pool(s) => s.query(&st.sql, &st.binds).await,
-            Conn::Tx(t) => t.query(&st.sql, &st.binds).await,
-        };
-        r.map_err(|e| db_error(&e))
-    }
-
-    async fn execute(&mut self, st: &Statement) -> ApiResult<u64> {
-        let r = match self {
-            Conn::Pool(s) => s.execute(&st.sql, &st.binds).await,
-            Conn::Tx(t) => t.execute(&st.sql, &st.binds).await,
-        };
-        r.map_err(|e| db_error(&e))
-    }
-
-    async fn finish(self, commit: bool) -> ApiResult<()> {
-        if let Conn::Tx(t) = self {
-            let r = if commit {
-                t.commit().await
-            } else {
-                t.rollback().await
-            };
-            r.map_err(|e| db_error(&e))?;
-        }
-        Ok(())
-    }
 }
 
 /// What a statement returned.
@@ -395,6 +460,22 @@ async fn run(conn: &mut Conn, plan: &Plan) -> ApiResult<Outcome> {
     }
 }
 
+/// Runs `plan` in the request's session: on the pool, or in its transaction, ended as
+/// the session says (rolled back on failure).
+async fn run_in(session: &Session, plan: &Plan) -> ApiResult<Outcome> {
+    let mut conn = session.open(false).await?;
+    match run(&mut conn, plan).await {
+        Ok(out) => {
+            session.finish(conn).await?;
+            Ok(out)
+        }
+        Err(e) => {
+            let _ = conn.finish(false).await;
+            Err(e)
+        }
+    }
+}
+
 /// `[{...}]` → `{...}` for a singular response.
 fn unwrap_single(body: &str) -> String {
     let t = body.trim();
@@ -415,6 +496,9 @@ fn not_single(n: u64) -> ApiError {
 struct Ctx<'a, 'q> {
     inner: &'a Inner,
     rt: &'a Runtime,
+    session: &'a Session,
+    /// The code-declared policies that apply to this caller, if any.
+    guard: Option<&'a Guard<'a>>,
     catalog: &'a Catalog,
     table: &'a Table,
     request: &'a Request<'q>,
@@ -426,21 +510,11 @@ impl Ctx<'_, '_> {
         &self.request.preferences
     }
 
-    fn refuse_unfiltered(&self, verb: &str) -> ApiResult<()> {
-        if self.inner.config.allow_unfiltered_writes || sql::has_filters(&self.request.query) {
-            return Ok(());
-        }
-        Err(
-            ApiError::new(400, "21000", format!("{verb} requires a WHERE clause")).hint(
-                "Add a filter such as ?id=eq.1, or enable allow_unfiltered_writes in GateConfig.",
-            ),
-        )
-    }
-
     async fn read(&self) -> ApiResult<Reply> {
         let opts = ReadOptions {
             max_rows: self.inner.config.max_rows,
             count: self.prefs().count.is_some(),
+            aggregates: self.inner.config.aggregates_enabled,
         };
         let plan = sql::read(
             self.catalog,
@@ -449,7 +523,7 @@ impl Ctx<'_, '_> {
             self.request.range,
             opts,
         )?;
-        answer_read(self.rt, self.request, self.singular, &plan).await
+        answer_read(self.session, self.request, self.singular, &plan).await
     }
 
     fn returning(&self, location: bool) -> Returning {
@@ -471,11 +545,7 @@ impl Ctx<'_, '_> {
         pre: Option<&Statement>,
     ) -> ApiResult<(Outcome, Option<u64>)> {
         let needs_tx = self.singular || max_affected.is_some() || pre.is_some();
-        let mut conn = if needs_tx {
-            Conn::Tx(self.rt.storage.begin().await.map_err(|e| db_error(&e))?)
-        } else {
-            Conn::Pool(self.rt.storage.clone())
-        };
+        let mut conn = self.session.open(needs_tx).await?;
         let counted = match pre {
             Some(st) => match conn.query(st).await {
                 Ok(rows) => rows.first().and_then(|r| count_of(get(r, sql::TOTAL, 0))),
@@ -508,7 +578,9 @@ impl Ctx<'_, '_> {
             conn.finish(false).await?;
             return Err(not_single(out.page_total));
         }
-        conn.finish(true).await?;
+        // Committed or rolled back as `db-tx-end` and `Prefer: tx=` say; the representation
+        // is returned either way.
+        self.session.finish(conn).await?;
         Ok((out, counted))
     }
 
@@ -618,6 +690,12 @@ impl Ctx<'_, '_> {
         resolution: Option<crate::request::PreferResolution>,
     ) -> ApiResult<Reply> {
         let ret = self.returning(true);
+        if let Some(g) = self.guard {
+            g.check_rows(self.table, Command::Insert, &rows)?;
+            if resolution == Some(PreferResolution::MergeDuplicates) {
+                g.check_merge(self.table)?;
+            }
+        }
         if rows.is_empty() {
             let out = Outcome {
                 body: Some("[]".to_owned()),
@@ -694,6 +772,9 @@ impl Ctx<'_, '_> {
         let serde_json::Value::Object(payload) = payload else {
             return Err(ApiError::invalid_body("Expected a JSON object"));
         };
+        if let Some(g) = self.guard {
+            g.check_rows(self.table, Command::Update, std::slice::from_ref(&payload))?;
+        }
         let ret = self.returning(false);
         let Some(plan) = sql::update(self.catalog, self.table, &self.request.query, &payload, ret)?
         else {
@@ -724,7 +805,7 @@ impl Ctx<'_, '_> {
 /// them in the query string; other query parameters refine set results as on a table.
 async fn rpc(
     inner: &Inner,
-    rt: &Runtime,
+    session: &mut Session,
     catalog: &Catalog,
     parts: &http::request::Parts,
     body: Body,
@@ -810,9 +891,12 @@ async fn rpc(
             range,
         },
     )?;
+    session.prefer(inner.config.tx_end, request.preferences.transaction);
+    let session = &*session;
     let opts = ReadOptions {
         max_rows: inner.config.max_rows,
         count: request.preferences.count.is_some(),
+        aggregates: inner.config.aggregates_enabled,
     };
     let call = sql::rpc::call(
         catalog,
@@ -823,10 +907,9 @@ async fn rpc(
         opts,
     )?;
     if !call.scalar {
-        return answer_read(rt, &request, singular, &call.plan).await;
+        return answer_read(session, &request, singular, &call.plan).await;
     }
-    let mut conn = Conn::Pool(rt.storage.clone());
-    let out = run(&mut conn, &call.plan).await?;
+    let out = run_in(session, &call.plan).await?;
     let body = out.body.unwrap_or_else(|| "null".to_owned());
     // A function returning one row of a table type answers with that row as an object.
     let body = if body.trim_start().starts_with('[') {
@@ -849,13 +932,12 @@ async fn rpc(
 /// Runs a read plan and answers as PostgREST does: `Content-Range`, 206 on a partial
 /// counted page, 416 past the end, a single object when asked for.
 async fn answer_read(
-    rt: &Runtime,
+    session: &Session,
     request: &Request<'_>,
     singular: bool,
     plan: &Plan,
 ) -> ApiResult<Reply> {
-    let mut conn = Conn::Pool(rt.storage.clone());
-    let out = run(&mut conn, plan).await?;
+    let out = run_in(session, plan).await?;
     let lower = request.range.offset;
     let total_s = out.total.map_or_else(|| "*".to_owned(), |t| t.to_string());
     if let Some(total) = out.total
@@ -939,7 +1021,21 @@ mod tests {
             negotiate(Some("application/vnd.pgrst.object+json")),
             Ok(true)
         );
-        assert_eq!(negotiate(Some("text/csv")).unwrap_err().code, "PGRST107");
+        assert_eq!(negotiate(Some("text/csv")), Ok(false));
+        assert_eq!(
+            negotiate(Some("application/xml")).unwrap_err().code,
+            "PGRST107"
+        );
+    }
+
+    #[test]
+    fn csv_is_chosen_only_when_listed_before_json() {
+        let wants = |v: &str| wants_csv(Some(&HeaderValue::from_str(v).unwrap()));
+        assert!(wants("text/csv"));
+        assert!(wants("text/csv;q=0.9, application/json"));
+        assert!(!wants("application/json, text/csv"));
+        assert!(!wants("*/*"));
+        assert!(!wants_csv(None));
     }
 
     #[test]

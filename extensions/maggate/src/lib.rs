@@ -21,6 +21,13 @@
 //! the fingerprint polled every [`GateConfig::schema_poll`] changes, and on PostgreSQL on
 //! `NOTIFY pgrst, 'reload schema'`.
 //!
+//! Identity: the PSU's `Identity` reaches the database. On PostgreSQL a request with an
+//! identity runs in one transaction (read-only for GET) that first sets `request.jwt.claims`
+//! and PostgREST's other request settings, and the role when [`GateConfig::switch_role`] is
+//! on, so the database's row-level security applies; [`policy`] declares the same rules in
+//! code for MariaDB and SQLite. [`GateConfig::tx_end`] and `Prefer: tx=` decide how the
+//! transaction ends.
+//!
 //! Dialect notes: `match`/`imatch` use `REGEXP` on MySQL/MariaDB and are refused on SQLite;
 //! full-text search and the range/array operators (`sl`, `sr`, `nxl`, `nxr`, `adj`, `ov`)
 //! are PostgreSQL-only; `cs`/`cd` work on PostgreSQL and on MySQL JSON columns; `like` is
@@ -55,11 +62,17 @@
 //! `21000` for PATCH/DELETE without a filter (the code `pg-safeupdate` uses).
 
 pub mod api_error;
+mod csv_body;
 mod gate;
 mod handler;
+mod openapi;
+pub mod policy;
 pub mod request;
+mod session;
 pub mod sql;
 
 pub use api_error::{ApiError, ApiResult};
 pub use gate::{GateConfig, GateHandle, MagGate};
+pub use policy::Policies;
 pub use request::{Error, Result};
+pub use session::TxEnd;

@@ -206,6 +206,18 @@ pub trait Storage: Component {
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64>;
     /// Begins a transaction.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
+    /// Begins a transaction in which writes fail (PostgREST runs GET requests this way, so
+    /// a function that writes is refused by the database). The default begins a plain
+    /// transaction and, on PostgreSQL and MySQL, sends `SET TRANSACTION READ ONLY` (one
+    /// more round trip; drivers override it with a single `BEGIN READ ONLY`). SQLite has
+    /// no read-only transactions: there it is a plain one.
+    async fn begin_read_only(&self) -> Result<Box<dyn Transaction>> {
+        let mut tx = self.begin().await?;
+        if self.dialect() != Dialect::Sqlite {
+            tx.execute("SET TRANSACTION READ ONLY", &[]).await?;
+        }
+        Ok(tx)
+    }
     /// Applies `owner`'s migrations that have not run yet, in version order; returns how many ran.
     async fn migrate(&self, owner: &str, migrations: &[Migration]) -> Result<usize>;
     /// Reads tables, views, columns, keys and functions of `schemas` (all user schemas when

@@ -10,9 +10,9 @@ use super::value::{self, Target};
 use super::writer::Sql;
 use crate::api_error::{ApiError, ApiResult};
 use crate::request::{
-    Field, Filter, FtsOperator, IsValue, JsonArrow, JsonOperand, LogicOperator, LogicTree,
-    Operation, OrderDirection, OrderNulls, OrderTerm, QuantOperator, Quantifier, SelectItem,
-    SimpleOperator,
+    Aggregate, Field, Filter, FtsOperator, IsValue, JsonArrow, JsonOperand, LogicOperator,
+    LogicTree, Operation, OrderDirection, OrderNulls, OrderTerm, QuantOperator, Quantifier,
+    SelectItem, SimpleOperator,
 };
 
 /// The column `name` of `table`, or PostgreSQL's 42703 with the closest name as the hint.
@@ -554,7 +554,18 @@ pub(crate) struct Projected<'a, 't> {
     pub key: Cow<'a, str>,
     pub field: Field<'a>,
     pub cast: Option<CastTo>,
+    /// `.sum()` and friends, or a bare `count()` (whose field is `*`).
+    pub aggregate: Option<Aggregate>,
+    /// `::type` applied to the aggregate's result.
+    pub aggregate_cast: Option<CastTo>,
     pub table: &'t Table,
+}
+
+impl Projected<'_, '_> {
+    /// A bare `count()`, which reads no column.
+    fn is_bare_count(&self) -> bool {
+        self.field.name == "*" && self.aggregate == Some(Aggregate::Count)
+    }
 }
 
 /// A `::type` cast from the allow-list.
@@ -666,8 +677,9 @@ impl CastTo {
     }
 }
 
-/// Resolves `select=` items against the table: columns and `*` only; aggregates and
-/// embedded resources are refused with PostgREST's codes.
+/// Resolves `select=` items against the table: columns, `*` and aggregates; embedded
+/// resources are refused (levels are built by `embed`). Whether aggregates are allowed is
+/// the caller's decision.
 pub(crate) fn projection<'a, 't>(
     table: &'t Table,
     items: &[SelectItem<'a>],
@@ -684,22 +696,21 @@ pub(crate) fn projection<'a, 't>(
                             json_path: Vec::new(),
                         },
                         cast: None,
+                        aggregate: None,
+                        aggregate_cast: None,
                         table,
                     });
                 }
             }
             SelectItem::Field(sf) => {
-                if sf.aggregate.is_some() {
-                    return Err(ApiError::new(
-                        400,
-                        "PGRST123",
-                        "Use of aggregate functions is not allowed",
-                    ));
+                let bare_count = sf.field.name == "*" && sf.aggregate == Some(Aggregate::Count);
+                if !bare_count {
+                    column(table, &sf.field.name)?;
                 }
-                column(table, &sf.field.name)?;
-                let key = match &sf.alias {
-                    Some(a) => a.clone(),
-                    None => match sf.field.json_path.last().map(|op| &op.operand) {
+                let key = match (&sf.alias, sf.aggregate) {
+                    (Some(a), _) => a.clone(),
+                    (None, Some(agg)) => Cow::Borrowed(agg.as_str()),
+                    (None, None) => match sf.field.json_path.last().map(|op| &op.operand) {
                         Some(JsonOperand::Key(k)) => k.clone(),
                         _ => sf.field.name.clone(),
                     },
@@ -708,6 +719,8 @@ pub(crate) fn projection<'a, 't>(
                     key,
                     field: sf.field.clone(),
                     cast: sf.cast.map(CastTo::parse).transpose()?,
+                    aggregate: sf.aggregate,
+                    aggregate_cast: sf.aggregate_cast.map(CastTo::parse).transpose()?,
                     table,
                 });
             }
@@ -727,6 +740,47 @@ fn embedding_missing(table: &Table, name: &str) -> ApiError {
 
 /// Writes a projected value; returns its type (after the cast).
 pub(crate) fn projected_value<'t>(w: &mut Sql, p: &Projected<'_, 't>) -> ApiResult<Target<'t>> {
+    let Some(agg) = p.aggregate else {
+        return column_value(w, p);
+    };
+    let mut call = Sql::new(w.dialect);
+    call.push(agg.as_str()).push("(");
+    let input = if p.is_bare_count() {
+        call.push("*");
+        None
+    } else {
+        Some(column_value(&mut call, p)?)
+    };
+    call.push(")");
+    let target = match (agg, input) {
+        (Aggregate::Count, _) => Target {
+            kind: ColumnKind::Integer,
+            data_type: "bigint",
+        },
+        (Aggregate::Sum | Aggregate::Avg, _) => Target {
+            kind: ColumnKind::Number,
+            data_type: "numeric",
+        },
+        (Aggregate::Min | Aggregate::Max, Some(t)) => t,
+        (Aggregate::Min | Aggregate::Max, None) => Target {
+            kind: ColumnKind::Text,
+            data_type: "text",
+        },
+    };
+    match p.aggregate_cast {
+        None => {
+            splice(w, &call);
+            Ok(target)
+        }
+        Some(c) => {
+            c.write(w, &call)?;
+            Ok(c.target())
+        }
+    }
+}
+
+/// A column (or JSON path) with its `::cast`, before any aggregate.
+fn column_value<'t>(w: &mut Sql, p: &Projected<'_, 't>) -> ApiResult<Target<'t>> {
     match p.cast {
         None => field(w, p.table, &p.field),
         Some(c) => {

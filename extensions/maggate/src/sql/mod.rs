@@ -74,6 +74,16 @@ impl Catalog {
             .filter(|t| self.default_schema.as_deref().is_none_or(|s| t.schema == s))
     }
 
+    /// The tables and views requests can reach.
+    pub(crate) fn exposed_tables(&self) -> impl Iterator<Item = &Table> {
+        self.exposed()
+    }
+
+    /// Whether objects of `schema` are served (functions are looked up there).
+    pub(crate) fn exposes_schema(&self, schema: &str) -> bool {
+        self.default_schema.as_deref().is_none_or(|d| d == schema)
+    }
+
     /// The table or view `name`, or PostgREST's PGRST205 (404) with the closest name.
     pub fn table(&self, name: &str) -> ApiResult<&Table> {
         if let Some(t) = self.exposed().find(|t| t.name == name) {
@@ -134,6 +144,8 @@ pub struct ReadOptions {
     pub max_rows: Option<u64>,
     /// `Prefer: count=exact` (planned and estimated counts are exact here).
     pub count: bool,
+    /// Whether `select` may use aggregates (PostgREST's `db-aggregates-enabled`).
+    pub aggregates: bool,
 }
 
 fn where_clause(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<bool> {
@@ -236,6 +248,10 @@ fn read_from(
     let d = cat.dialect;
     let root = embed::build(cat, table, &q.select)?;
     embed::check_paths(&root, q)?;
+    let grouped = embed::aggregates(&root)?;
+    if grouped && !opts.aggregates {
+        return Err(aggregates_disabled());
+    }
     let mut w = Sql::new(d);
     let inner = |w: &mut Sql| -> ApiResult<()> {
         w.push("SELECT ");
@@ -248,6 +264,9 @@ fn read_from(
         }
         w.splice(source);
         embed::where_clause(w, &root, q)?;
+        if grouped {
+            embed::group_by(w, &root)?;
+        }
         order_limit(w, &root, q, range, opts.max_rows)
     };
     if d == Dialect::MySql {
@@ -286,6 +305,12 @@ fn read_from(
     })
 }
 
+/// PostgREST's answer to an aggregate when `db-aggregates-enabled` is off.
+fn aggregates_disabled() -> ApiError {
+    ApiError::new(400, "PGRST123", "Use of aggregate functions is not allowed")
+        .hint("Aggregates are off by default: enable them in the server's configuration (db-aggregates-enabled)")
+}
+
 /// What a write sends back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Returning {
@@ -303,7 +328,15 @@ fn returning_items<'a, 't>(
     ret: Returning,
 ) -> ApiResult<Vec<Projected<'a, 't>>> {
     match ret {
-        Returning::Selected => expr::projection(table, &q.select),
+        Returning::Selected => {
+            let items = expr::projection(table, &q.select)?;
+            if items.iter().any(|p| p.aggregate.is_some()) {
+                return Err(ApiError::not_supported(
+                    "aggregate functions in the response of a write",
+                ));
+            }
+            Ok(items)
+        }
         Returning::PrimaryKey | Returning::Nothing => {
             let items: Vec<SelectItem<'a>> = table
                 .primary_key
