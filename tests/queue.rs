@@ -1,6 +1,7 @@
 //! The GPU slot drivers against the same behaviours (retry then success, dead-letter after N,
-//! delay, idempotency, concurrency limit, cron), on the in-process queue and on PostgreSQL;
-//! then a PgQueue job surviving its worker's `kill -9`.
+//! delay, idempotency, concurrency limit, cron), on the in-process queue, on PostgreSQL and
+//! on Redis streams; then a PgQueue job and a RedisQueue job surviving their worker's
+//! `kill -9`.
 
 // Tests unwrap freely: a panic with the value is the clearest failure.
 #![allow(clippy::unwrap_used)]
@@ -11,11 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::BoxFuture;
 use magmobo::prelude::*;
-use magmobo::queue::{DeadJob, MemoryQueue, PgQueue, QueueOptions};
+use magmobo::queue::{DeadJob, MemoryQueue, PgQueue, QueueOptions, RedisQueue};
 use magmobo::roles::queue::{EnqueueOptions, Job, JobHandler};
 use magmobo::roles::storage::Value;
 use magmobo::storage::{SqlStorage, StorageOptions};
-use magmobo_integration_tests::services::{TempDatabase, postgres_or_skip};
+use magmobo_integration_tests::services::{TempDatabase, postgres_or_skip, redis_or_skip};
 
 /// A handler from a closure.
 struct FnHandler<F>(F);
@@ -51,7 +52,42 @@ fn fast_options() -> QueueOptions {
 enum Driver {
     Memory(MemoryQueue),
     // The database is declared after the queue so it is dropped last.
-    Pg { queue: PgQueue, _db: TempDatabase },
+    Pg {
+        queue: PgQueue,
+        _db: TempDatabase,
+    },
+    Redis {
+        queue: RedisQueue,
+        url: String,
+        prefix: String,
+    },
+}
+
+/// A key prefix no other test run uses.
+fn unique_prefix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("magmobo-test:{}:{nanos}", std::process::id())
+}
+
+/// Deletes every key under `prefix`.
+async fn drop_redis_keys(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
 }
 
 impl Driver {
@@ -64,6 +100,12 @@ impl Driver {
             queue.install().await.unwrap();
             drivers.push(Driver::Pg { queue, _db: db });
         }
+        if let Some(url) = redis_or_skip(test).await {
+            let prefix = unique_prefix();
+            let queue = RedisQueue::with_options(&url, fast_options()).with_prefix(&prefix);
+            queue.install().await.unwrap();
+            drivers.push(Driver::Redis { queue, url, prefix });
+        }
         drivers
     }
 
@@ -71,6 +113,7 @@ impl Driver {
         match self {
             Driver::Memory(_) => "memory",
             Driver::Pg { .. } => "postgres",
+            Driver::Redis { .. } => "redis",
         }
     }
 
@@ -78,6 +121,7 @@ impl Driver {
         match self {
             Driver::Memory(q) => q,
             Driver::Pg { queue: q, .. } => q,
+            Driver::Redis { queue: q, .. } => q,
         }
     }
 
@@ -85,6 +129,7 @@ impl Driver {
         match self {
             Driver::Memory(q) => q.start_workers(),
             Driver::Pg { queue: q, .. } => q.start_workers().unwrap(),
+            Driver::Redis { queue: q, .. } => q.start_workers().unwrap(),
         }
     }
 
@@ -95,14 +140,19 @@ impl Driver {
         let drained = match self {
             Driver::Memory(q) => q.stop_workers(mode).await,
             Driver::Pg { queue: q, .. } => q.stop_workers(mode).await,
+            Driver::Redis { queue: q, .. } => q.stop_workers(mode).await,
         };
         assert!(drained, "{}: workers did not drain", self.name());
+        if let Driver::Redis { url, prefix, .. } = self {
+            drop_redis_keys(url, prefix).await;
+        }
     }
 
     async fn dead_letters(&self, queue: &str) -> Vec<DeadJob> {
         match self {
             Driver::Memory(q) => q.dead_letters(queue),
             Driver::Pg { queue: q, .. } => q.dead_letters(queue).await.unwrap(),
+            Driver::Redis { queue: q, .. } => q.dead_letters(queue).await.unwrap(),
         }
     }
 
@@ -110,6 +160,7 @@ impl Driver {
         match self {
             Driver::Memory(q) => q.pending(queue) as u64,
             Driver::Pg { queue: q, .. } => q.pending(queue).await.unwrap(),
+            Driver::Redis { queue: q, .. } => q.pending(queue).await.unwrap(),
         }
     }
 }
@@ -384,6 +435,35 @@ async fn a_pg_job_survives_its_worker_being_killed() {
     let Some(db) = postgres_or_skip("a_pg_job_survives_its_worker_being_killed").await else {
         return;
     };
+    job_survives_kill_9(&db, &[], "SELECT count(*) AS n FROM _magmobo_jobs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_job_survives_its_worker_being_killed() {
+    let test = "a_redis_job_survives_its_worker_being_killed";
+    let Some(db) = postgres_or_skip(test).await else {
+        return;
+    };
+    let Some(url) = redis_or_skip(test).await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    job_survives_kill_9(&db, &[url.as_str(), prefix.as_str()], "").await;
+    let left = RedisQueue::new(&url).with_prefix(&prefix);
+    left.install().await.unwrap();
+    assert_eq!(
+        left.pending("kill9").await.unwrap(),
+        0,
+        "the finished job is gone"
+    );
+    drop_redis_keys(&url, &prefix).await;
+}
+
+/// One worker process starts a job and is killed with SIGKILL mid-job; a second process
+/// finishes it, exactly once, after the visibility timeout. `queue_args` pick the driver
+/// (empty: PgQueue in `db`; a Redis URL and prefix: RedisQueue); `left_sql` counts jobs left
+/// in the database, when the queue lives there.
+async fn job_survives_kill_9(db: &TempDatabase, queue_args: &[&str], left_sql: &str) {
     let storage = SqlStorage::connect(&db.url, StorageOptions::default()).unwrap();
     storage
         .execute(
@@ -408,6 +488,7 @@ async fn a_pg_job_survives_its_worker_being_killed() {
     // The first worker starts the job (whose handler would sleep a minute) and dies mid-job.
     let mut first = std::process::Command::new(worker)
         .args([db.url.as_str(), "enqueue", "60000"])
+        .args(queue_args)
         .spawn()
         .unwrap();
     eventually("the first worker starts the job", async || {
@@ -419,6 +500,7 @@ async fn a_pg_job_survives_its_worker_being_killed() {
 
     let mut second = std::process::Command::new(worker)
         .args([db.url.as_str(), "work", "100"])
+        .args(queue_args)
         .spawn()
         .unwrap();
     eventually("the second worker finishes the job", async || {
@@ -452,11 +534,10 @@ async fn a_pg_job_survives_its_worker_being_killed() {
         Some(&Value::Int(i64::from(second.id()))),
         "the second process finished it"
     );
-    let left = storage
-        .query("SELECT count(*) AS n FROM _magmobo_jobs", &[])
-        .await
-        .unwrap();
-    assert_eq!(left[0].get("n"), Some(&Value::Int(0)));
+    if !left_sql.is_empty() {
+        let left = storage.query(left_sql, &[]).await.unwrap();
+        assert_eq!(left[0].get("n"), Some(&Value::Int(0)));
+    }
     let _ = storage.stop(StopMode::Fast).await;
 }
 

@@ -33,7 +33,9 @@
 //! | `cache-redis` | [`cache::RedisCache`]: shared RAM slot that passes through while Redis is away |
 //! | `queue-memory` | [`queue::MemoryQueue`]: in-process GPU slot (retries, dead-letter, cron) |
 //! | `queue-postgres` | [`queue::PgQueue`]: durable GPU slot in PostgreSQL Storage (`SKIP LOCKED`) |
+//! | `queue-redis` | [`queue::RedisQueue`]: durable GPU slot in Redis streams (consumer group, `XAUTOCLAIM`) |
 //! | `webhooks` | [`webhooks::Webhooks`]: peripheral POSTing signed bus events through the GPU queue |
+//! | `mqtt` | [`mqtt::Mqtt`]: peripheral ingesting MQTT telemetry through MagGate and publishing table changes |
 //!
 //! The `db-*` features are additive: with several on, the URL's scheme picks the backend at
 //! run time.
@@ -72,7 +74,11 @@ pub mod cache {
 }
 
 /// The GPU slot drivers (in-process, PostgreSQL).
-#[cfg(any(feature = "queue-memory", feature = "queue-postgres"))]
+#[cfg(any(
+    feature = "queue-memory",
+    feature = "queue-postgres",
+    feature = "queue-redis"
+))]
 pub mod queue {
     pub use magmobo_queue::*;
 }
@@ -81,4 +87,10 @@ pub mod queue {
 #[cfg(feature = "webhooks")]
 pub mod webhooks {
     pub use magmobo_webhooks::*;
+}
+
+/// The MQTT peripheral (telemetry in through MagGate, table changes out).
+#[cfg(feature = "mqtt")]
+pub mod mqtt {
+    pub use magmobo_mqtt::*;
 }

@@ -212,3 +212,36 @@ mod tests {
         }
     }
 }
+
+/// MQTT broker URL from `MQTT_URL`, default `mqtt://127.0.0.1:1883`.
+pub fn mqtt_url() -> String {
+    std::env::var("MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".to_owned())
+}
+
+/// Returns the broker URL when a TCP connection to it succeeds, or `None` (only outside CI).
+pub async fn mqtt_or_skip(test: &str) -> Option<String> {
+    let url = mqtt_url();
+    let address = url
+        .trim_start_matches("mqtt://")
+        .trim_start_matches("tcp://")
+        .trim_end_matches('/')
+        .to_owned();
+    let address = if address.contains(':') {
+        address
+    } else {
+        format!("{address}:1883")
+    };
+    let connect = tokio::net::TcpStream::connect(address);
+    if matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(3), connect).await,
+        Ok(Ok(_))
+    ) {
+        return Some(url);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: no MQTT broker at {url} (MQTT_URL); CI requires it. Start it with scripts/test-services.sh"
+    );
+    eprintln!("SKIPPED {test}: no MQTT broker at {url}; run scripts/test-services.sh");
+    None
+}

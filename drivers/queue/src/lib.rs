@@ -1,8 +1,9 @@
-//! GPU slot drivers: [`MemoryQueue`] (in-process, feature `memory`) and [`PgQueue`]
-//! (durable in the board's PostgreSQL Storage, feature `postgres`), both implementing
+//! GPU slot drivers: [`MemoryQueue`] (in-process, feature `memory`), [`PgQueue`] (durable
+//! in the board's PostgreSQL Storage, feature `postgres`) and `RedisQueue` (Redis streams
+//! with a consumer group, feature `redis`), all implementing
 //! [`magmobo_core::roles::queue::JobQueue`].
 //!
-//! Both share one worker runtime (this module's `worker`), so retries, backoff, dead-letter,
+//! All share one worker runtime (this module's `worker`), so retries, backoff, dead-letter,
 //! concurrency and graceful stop behave identically and only the storage of jobs differs:
 //! delivery is at least once (a job whose worker died is claimed again after the visibility
 //! timeout), so handlers must be idempotent.
@@ -12,18 +13,22 @@ use std::time::{Duration, SystemTime};
 use magmobo_core::roles::queue::Job;
 use serde::Serialize;
 
-#[cfg(any(feature = "memory", feature = "postgres"))]
+#[cfg(any(feature = "memory", feature = "postgres", feature = "redis"))]
 mod worker;
 
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "redis")]
+mod redis_queue;
 
 #[cfg(feature = "memory")]
 pub use memory::MemoryQueue;
 #[cfg(feature = "postgres")]
 pub use pg::PgQueue;
+#[cfg(feature = "redis")]
+pub use redis_queue::RedisQueue;
 
 /// Attempts before a job is dead-lettered when its enqueue did not say.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
