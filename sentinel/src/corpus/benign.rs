@@ -34,11 +34,14 @@ pub enum BenignKind {
     Scalar,
     /// PostgREST filter values.
     Postgrest,
+    /// Short free-form tokens: single words (SQL keywords among them), user names, emoticons
+    /// and punctuation, `key=value` lists, simple comparisons as people write them in notes.
+    Token,
 }
 
 impl BenignKind {
     /// Every kind.
-    pub const ALL: [BenignKind; 12] = [
+    pub const ALL: [BenignKind; 13] = [
         BenignKind::Name,
         BenignKind::Review,
         BenignKind::Chat,
@@ -51,6 +54,7 @@ impl BenignKind {
         BenignKind::Multilingual,
         BenignKind::Scalar,
         BenignKind::Postgrest,
+        BenignKind::Token,
     ];
 
     /// Label used in categories.
@@ -68,6 +72,7 @@ impl BenignKind {
             BenignKind::Multilingual => "multilingual",
             BenignKind::Scalar => "scalar",
             BenignKind::Postgrest => "postgrest",
+            BenignKind::Token => "token",
         }
     }
 }
@@ -607,6 +612,72 @@ fn postgrest(rng: &mut ChaCha8Rng) -> String {
     }
 }
 
+const WORDS: &[&str] = &[
+    "select", "union", "drop", "delete", "insert", "update", "table", "order", "group", "where",
+    "from", "join", "version", "user", "admin", "root", "guest", "password", "null", "true",
+    "false", "none", "sleep", "wait", "delay", "exec", "char", "count", "limit", "having", "like",
+    "and", "or", "not", "all", "any", "case", "when", "then", "end", "begin", "commit", "hello",
+    "thanks", "yes", "no", "maybe", "ok", "cool", "test", "demo", "foo", "bar", "baz", "blue",
+    "green", "coffee", "pizza", "weekend", "tomorrow", "urgent", "draft", "final", "invoice",
+    "refund", "shipping", "login", "logout", "profile", "settings", "search", "home",
+];
+
+const EMOTICONS: &[&str] = &[
+    ":)", ":-)", ";)", ":D", ":(", ":/", ":P", "xD", "^_^", "-_-", "o_O", "<3", "</3", ":'(", "--",
+    "---", "...", "?!", "!?", "'", "\"", "''", "\"\"", "`", "*", "**", "#", "@", "&", "~", "+1",
+    "-1", "n/a", "tbd", "???", "!!", ";", ":", "=", "==", "->", "=>", "//", "/*", "*/",
+];
+
+const VARS: &[&str] = &[
+    "x", "y", "n", "i", "age", "price", "qty", "count", "total", "score", "level", "size", "a",
+    "b", "speed", "temp", "len", "width",
+];
+
+fn token(rng: &mut ChaCha8Rng) -> String {
+    let n = rng.random_range(0..200);
+    let w = *pick(rng, WORDS);
+    match rng.random_range(0..15) {
+        0 | 1 => w.to_string(),
+        2 => w.to_uppercase(),
+        3 => {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        4 => format!("{}{}", pick(rng, FIRST).to_lowercase(), n),
+        5 => format!(
+            "{}.{}",
+            pick(rng, FIRST).to_lowercase(),
+            pick(rng, LAST).to_lowercase()
+        ),
+        6 => pick(rng, EMOTICONS).to_string(),
+        7 => format!("{} {}", w, pick(rng, EMOTICONS)),
+        8 => format!("{}={}&{}={}", pick(rng, VARS), n, pick(rng, VARS), w),
+        9 => format!("{}={};{}={}", pick(rng, VARS), n, pick(rng, VARS), n + 1),
+        10 => {
+            let op = *pick(rng, &["=", "<", ">", "<=", ">=", "!=", "=="]);
+            format!("{} {op} {n}", pick(rng, VARS))
+        }
+        11 => format!(
+            "{}={} {} {}={}",
+            pick(rng, VARS),
+            n,
+            pick(rng, &["and", "or", "&", ","]),
+            pick(rng, VARS),
+            n + 3
+        ),
+        12 => format!("**{w}** or _{}_", pick(rng, WORDS)),
+        13 => format!(
+            "{} {} {}",
+            n % 20,
+            pick(rng, &["and", "or", "to", "&", "-", "x"]),
+            n % 20 + rng.random_range(1..10)
+        ),
+        _ => format!("{w} {}", pick(rng, WORDS)),
+    }
+}
+
 /// Generates one benign value.
 pub fn generate(rng: &mut ChaCha8Rng) -> Sample {
     let kind = *pick(rng, &BenignKind::ALL);
@@ -623,6 +694,7 @@ pub fn generate(rng: &mut ChaCha8Rng) -> Sample {
         BenignKind::Multilingual => multilingual(rng),
         BenignKind::Scalar => scalar(rng),
         BenignKind::Postgrest => postgrest(rng),
+        BenignKind::Token => token(rng),
     };
     Sample {
         text,

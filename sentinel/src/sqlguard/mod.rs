@@ -1,19 +1,23 @@
-//! SQLGuard layer 1: the deterministic SQL-injection check every value goes through before
-//! any learned model. It normalises the value once, then asks in each quote context whether
-//! the value breaks out of its literal into valid-looking SQL and what shape that SQL has.
+//! SQLGuard: the SQL-injection check every value goes through. Layer 1 is deterministic: it
+//! normalises the value once, then asks in each quote context whether the value breaks out of
+//! its literal into valid-looking SQL and what shape that SQL has. Layer 2 ([`ml`]) is a tiny
+//! learned classifier over the same normalised value; [`ml::combine`] merges the two.
 //!
 //! Pipeline: [`normalize::normalize`] → per [`Context`]: [`lexer::Lexer`] →
 //! [`fingerprint::analyze`] (fold, breakout gate, fingerprint, shapes, rules) → the most
-//! confident context becomes the [`Verdict`].
+//! confident context is layer 1's verdict → [`ml::Classifier::probability`] →
+//! [`ml::combine`] → the [`Verdict`].
 
 pub mod fingerprint;
 pub mod lexer;
+pub mod ml;
 pub mod normalize;
 
 use std::fmt::Write as _;
 
 pub use fingerprint::{Analysis, Fingerprint, Rule, Technique};
 pub use lexer::Context;
+pub use ml::{Classifier, MlError};
 
 /// Scores at or above this are reported as attacks.
 pub const ATTACK_THRESHOLD: f32 = 0.5;
@@ -42,65 +46,157 @@ impl Verdict {
     }
 }
 
-/// The SQL-injection patrol check. Stateless and cheap to share.
-#[derive(Clone, Copy, Debug, Default)]
+/// Which layer-2 model a guard consults.
+#[derive(Clone, Copy, Debug)]
+enum Layer2 {
+    /// The compiled-in model, resolved on first use (see [`SqlGuard::new`]).
+    Embedded,
+    /// A model resolved up front.
+    Model(&'static Classifier),
+    /// Layer 1 alone.
+    Off,
+}
+
+/// The SQL-injection patrol check. Stateless and cheap to share (`Copy`).
+#[derive(Clone, Copy, Debug)]
 pub struct SqlGuard {
-    _private: (),
+    layer2: Layer2,
+}
+
+impl Default for SqlGuard {
+    fn default() -> Self {
+        SqlGuard::new()
+    }
 }
 
 impl SqlGuard {
-    /// A guard checking all three [contexts](Context::ALL).
+    /// A guard checking all three [contexts](Context::ALL) with both layers. The compiled-in
+    /// model is parsed on first use; if that ever failed, the guard logs it once and runs on
+    /// layer 1 alone. Prefer [`SqlGuard::load`] at boot, which turns that into an error.
     pub const fn new() -> Self {
-        SqlGuard { _private: () }
+        SqlGuard {
+            layer2: Layer2::Embedded,
+        }
     }
 
-    /// Per-context analyses of `value`, for callers that want more than the verdict (the
-    /// future ML layer uses fingerprints as features).
+    /// Both layers, the compiled-in model loaded now: a bad weights file is this error.
+    pub fn load() -> Result<Self, MlError> {
+        Ok(SqlGuard {
+            layer2: Layer2::Model(Classifier::embedded()?),
+        })
+    }
+
+    /// Both layers with a given model (tests, or weights under evaluation).
+    pub const fn with_classifier(model: &'static Classifier) -> Self {
+        SqlGuard {
+            layer2: Layer2::Model(model),
+        }
+    }
+
+    /// Layer 1 alone: deterministic rules, no model.
+    pub const fn layer1_only() -> Self {
+        SqlGuard {
+            layer2: Layer2::Off,
+        }
+    }
+
+    fn classifier(&self) -> Option<&'static Classifier> {
+        match self.layer2 {
+            Layer2::Embedded => ml::embedded_or_log(),
+            Layer2::Model(m) => Some(m),
+            Layer2::Off => None,
+        }
+    }
+
+    /// Per-context analyses of `value`, for callers that want more than the verdict.
     pub fn analyze(&self, value: &str) -> [Analysis; 3] {
         let normalized = normalize::normalize(value);
         Context::ALL.map(|ctx| fingerprint::analyze(&normalized, ctx))
     }
 
+    /// What each layer says about `value`, before [combining](ml::combine); `None` for a
+    /// layer-1-only guard (or if the compiled-in model failed to load).
+    pub fn layers(&self, value: &str) -> Option<ml::Layers> {
+        let model = self.classifier()?;
+        let normalized = normalize::normalize(value);
+        let best = Context::ALL
+            .map(|ctx| fingerprint::analyze(&normalized, ctx))
+            .into_iter()
+            .filter(|a| a.gated)
+            .max_by(|a, b| a.score.total_cmp(&b.score));
+        Some(ml::Layers {
+            layer1: best.as_ref().map_or(0.0, |a| a.score),
+            gated: best.is_some(),
+            layer2: model.probability(&normalized),
+        })
+    }
+
     /// Inspects one untrusted value.
     pub fn inspect(&self, value: &str) -> Verdict {
-        let analyses = self.analyze(value);
-        let Some(best) = analyses
+        let normalized = normalize::normalize(value);
+        let analyses = Context::ALL.map(|ctx| fingerprint::analyze(&normalized, ctx));
+        let best = analyses
             .iter()
             .filter(|a| a.gated)
-            .max_by(|a, b| a.score.total_cmp(&b.score))
-        else {
-            return Verdict::clean();
+            .max_by(|a, b| a.score.total_cmp(&b.score));
+        let layer1 = best.map_or_else(Verdict::clean, layer1_verdict);
+        let Some(model) = self.classifier() else {
+            return layer1;
         };
-        let attack = best.score >= ATTACK_THRESHOLD;
-        let mut evidence = String::new();
+        let p = model.probability(&normalized);
+        let confidence = ml::combine(ml::Layers {
+            layer1: layer1.confidence,
+            gated: best.is_some(),
+            layer2: p,
+        });
+        if confidence == layer1.confidence && !layer1.attack {
+            // The common benign case: nothing to add, nothing allocated.
+            return layer1;
+        }
+        let mut evidence = layer1.evidence;
+        if evidence.is_empty() {
+            evidence.push_str("no known attack shape");
+        }
+        let _ = write!(evidence, "; layer2 p={p:.3}");
+        Verdict {
+            attack: confidence >= ATTACK_THRESHOLD,
+            confidence,
+            evidence,
+        }
+    }
+}
+
+/// Layer 1's verdict from its most confident gated context.
+fn layer1_verdict(best: &Analysis) -> Verdict {
+    let attack = best.score >= ATTACK_THRESHOLD;
+    let mut evidence = String::new();
+    let _ = write!(
+        evidence,
+        "{}: fingerprint {}",
+        best.context.name(),
+        best.fingerprint
+    );
+    if let Some(shape) = best.shape {
         let _ = write!(
             evidence,
-            "{}: fingerprint {}",
-            best.context.name(),
-            best.fingerprint
+            "; shape {} ({})",
+            shape.pattern,
+            shape.technique.name()
         );
-        if let Some(shape) = best.shape {
-            let _ = write!(
-                evidence,
-                "; shape {} ({})",
-                shape.pattern,
-                shape.technique.name()
-            );
-        }
-        let mut rules = best.rules.iter().peekable();
-        if rules.peek().is_some() {
-            evidence.push_str("; rules ");
-            for (i, rule) in rules.enumerate() {
-                if i > 0 {
-                    evidence.push(',');
-                }
-                evidence.push_str(rule.name());
+    }
+    let mut rules = best.rules.iter().peekable();
+    if rules.peek().is_some() {
+        evidence.push_str("; rules ");
+        for (i, rule) in rules.enumerate() {
+            if i > 0 {
+                evidence.push(',');
             }
+            evidence.push_str(rule.name());
         }
-        Verdict {
-            attack,
-            confidence: best.score,
-            evidence,
-        }
+    }
+    Verdict {
+        attack,
+        confidence: best.score,
+        evidence,
     }
 }
