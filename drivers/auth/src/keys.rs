@@ -8,7 +8,7 @@ use magmobo_core::roles::storage::{Migration, Row, Storage, Value};
 use magmobo_core::{Error, Result};
 use rand::RngCore;
 
-const PREFIX: &str = "mf_";
+pub(crate) const PREFIX: &str = "mf_";
 
 /// A key as stored (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

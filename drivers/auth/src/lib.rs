@@ -1,12 +1,30 @@
-//! The PSU slot's first driver: API keys.
+//! The PSU slot's driver: API keys and JWTs.
 //!
 //! A key looks like `mf_3f9c2a1b7d4e_<43 characters>`: a visible id (safe to log and list) and
 //! a 256-bit secret shown once at creation. Only the SHA-256 of the secret is stored, in the
 //! `_magmobo_api_keys` table of the board's Storage; keys are kept in memory for lookups so a
 //! request costs a hash map lookup and one SHA-256, and the table is re-read after changes.
-//! Keys arrive as the `apikey` header or `Authorization: Bearer <key>`, as Supabase clients
-//! send them. JWT, accounts and agents are not built yet (issue 4).
+//!
+//! JWTs (HS256, RS256, ES256; see [`jwt`]) are verified when [`AuthOptions::jwt`] is set. The
+//! rules follow Supabase and PostgREST:
+//!
+//! - the `apikey` header carries the project's API key; `Authorization: Bearer` carries either
+//!   an API key (`mf_...`) or a JWT;
+//! - with `require_key` (the default, Supabase) a valid API key must be present, in `apikey` or
+//!   as the bearer value; a JWT in `Authorization` then decides the identity;
+//! - without `require_key` (PostgREST mode) a request with no credentials runs as `anon_role`,
+//!   and a JWT decides the role;
+//! - a JWT's identity carries its full claim set and its `role` claim as the role; a token
+//!   without `role` runs as `anon_role`, as PostgREST does;
+//! - a presented credential that fails is refused (401), never downgraded to anonymous.
+//!
+//! `ApiKeyAuth` keeps its name and constructor: JWT support is one more option, so
+//! `ApiKeyAuth::new(AuthOptions { .. })` written before JWTs still compiles and behaves the
+//! same. Refusals publish `auth.key.rejected` (keys) or `auth.token.rejected` (JWTs) on the bus
+//! with a reason and a non-secret hint (key id, or the token header's `alg` and `kid`).
 
+mod credentials;
+pub mod jwt;
 mod keys;
 
 use std::collections::HashMap;
@@ -21,9 +39,11 @@ use magmobo_core::roles::auth::IdentityKind;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use credentials::{Bearer, Credentials};
+pub use jwt::{JwtConfig, JwtError, JwtVerifier, TokenRejection};
 pub use keys::{ApiKey, CreatedKey, KeyStore, ParsedKey, parse_key};
 
-/// How requests without a key are treated.
+/// How requests are authenticated.
 #[derive(Debug, Clone)]
 pub struct AuthOptions {
     /// When true (the default, as Supabase), a request without a key gets 401. When false
@@ -34,6 +54,8 @@ pub struct AuthOptions {
     /// How often keys are re-read from storage, so a key created or revoked by another
     /// process (e.g. `magflock keys revoke`) takes effect without a restart.
     pub refresh: Duration,
+    /// JWT verification; `None` (the default) accepts API keys only.
+    pub jwt: Option<JwtConfig>,
 }
 
 impl Default for AuthOptions {
@@ -42,6 +64,7 @@ impl Default for AuthOptions {
             require_key: true,
             anon_role: "anon".into(),
             refresh: Duration::from_secs(5),
+            jwt: None,
         }
     }
 }
@@ -52,6 +75,7 @@ pub struct ApiKeyAuth {
     store: OnceLock<KeyStore>,
     bus: OnceLock<Bus>,
     keys: Arc<ArcSwap<HashMap<String, ApiKey>>>,
+    jwt: Option<JwtVerifier>,
     refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -67,6 +91,7 @@ impl ApiKeyAuth {
     /// An API-key PSU with the given options.
     pub fn new(options: AuthOptions) -> Self {
         ApiKeyAuth {
+            jwt: options.jwt.clone().map(JwtVerifier::new),
             options,
             store: OnceLock::new(),
             bus: OnceLock::new(),
@@ -87,6 +112,26 @@ impl ApiKeyAuth {
     /// The key store, once initialised (for creating and revoking keys at run time).
     pub fn store(&self) -> Option<&KeyStore> {
         self.store.get()
+    }
+
+    /// The JWT verifier, when JWTs are configured (e.g. to re-read keys).
+    pub fn jwt(&self) -> Option<&JwtVerifier> {
+        self.jwt.as_ref()
+    }
+
+    fn reject_token(&self, refused: jwt::Refused) -> AuthRejection {
+        let rejection = refused.rejection;
+        tracing::debug!(reason = rejection.reason(), "JWT refused");
+        if let Some(bus) = self.bus.get() {
+            let payload = serde_json::json!({
+                "code": rejection.code(),
+                "reason": rejection.reason(),
+                "alg": refused.alg,
+                "kid": refused.kid,
+            });
+            let _ = bus.publish("auth.token.rejected", "psu", payload);
+        }
+        rejection.to_auth_rejection()
     }
 
     fn reject(&self, code: &str, message: &str, source_hint: Option<&str>) -> AuthRejection {
@@ -124,23 +169,13 @@ pub fn hash_secret(secret: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn presented_key(parts: &http::request::Parts) -> Option<&str> {
-    if let Some(value) = parts.headers.get("apikey").and_then(|v| v.to_str().ok()) {
-        return Some(value.trim());
-    }
-    let auth = parts
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 impl ComponentMeta for ApiKeyAuth {
     fn component_info(&self) -> ComponentInfo {
         let mut info = ComponentInfo::new("APIKeyAuth", env!("CARGO_PKG_VERSION"), Slot::Psu);
         info.capabilities = vec!["api-keys".into()];
+        if self.jwt.is_some() {
+            info.capabilities.push("jwt".into());
+        }
         info.depends_on = vec![Slot::Storage];
         info
     }
@@ -160,7 +195,8 @@ impl Component for ApiKeyAuth {
         } else {
             "anonymous allowed"
         };
-        Ok(format!("API keys, SHA-256 at rest, {mode}"))
+        let jwt = if self.jwt.is_some() { ", JWT" } else { "" };
+        Ok(format!("API keys, SHA-256 at rest{jwt}, {mode}"))
     }
 
     async fn init(&self, board: &BoardContext) -> Result<()> {
@@ -176,6 +212,13 @@ impl Component for ApiKeyAuth {
         let _ = self.bus.set(board.bus().clone());
         let active = self.reload().await?;
         tracing::info!(active, "API keys loaded");
+        if let Some(verifier) = &self.jwt {
+            let keys = verifier
+                .load()
+                .await
+                .map_err(|e| Error::part_with("APIKeyAuth", format!("JWT keys: {e}"), e))?;
+            tracing::info!(keys, algorithms = ?verifier.algorithms(), "JWT keys loaded");
+        }
         Ok(())
     }
 
@@ -234,28 +277,51 @@ impl Component for ApiKeyAuth {
 #[async_trait]
 impl Auth for ApiKeyAuth {
     async fn authenticate(&self, parts: &http::request::Parts) -> Result<Identity, AuthRejection> {
-        let Some(presented) = presented_key(parts) else {
-            if self.options.require_key {
-                return Err(self.reject(
-                    "no_api_key",
-                    "No API key found in request: send it in the `apikey` header or as `Authorization: Bearer <key>`",
-                    None,
-                ));
-            }
-            return Ok(Identity::anonymous(self.options.anon_role.clone()));
+        let credentials = Credentials::from_parts(parts, self.jwt.is_some());
+        let key_identity = match credentials.apikey {
+            Some(key) => Some(self.check_key(key)?),
+            None => None,
         };
-        let invalid =
-            "Invalid API key: check the key, or create a new one with `magflock keys create`";
+        match credentials.bearer {
+            Some(Bearer::Jwt(token)) => {
+                if self.options.require_key && key_identity.is_none() {
+                    return Err(self.reject("no_api_key", NO_KEY_WITH_JWT, None));
+                }
+                self.check_jwt(token).await
+            }
+            // supabase-js sends the project key in both headers: check it once.
+            Some(Bearer::Key(key)) if credentials.apikey == Some(key) => {
+                key_identity.ok_or_else(|| self.reject("invalid_api_key", INVALID_KEY, None))
+            }
+            Some(Bearer::Key(key)) => self.check_key(key),
+            None => match key_identity {
+                Some(identity) => Ok(identity),
+                None if self.options.require_key => Err(self.reject("no_api_key", NO_KEY, None)),
+                None => Ok(Identity::anonymous(self.options.anon_role.clone())),
+            },
+        }
+    }
+}
+
+const NO_KEY: &str = "No API key found in request: send it in the `apikey` header or as \
+    `Authorization: Bearer <key>`";
+const NO_KEY_WITH_JWT: &str = "No API key found in request: a JWT in `Authorization` needs \
+    the project's API key in the `apikey` header too";
+const INVALID_KEY: &str =
+    "Invalid API key: check the key, or create a new one with `magflock keys create`";
+
+impl ApiKeyAuth {
+    fn check_key(&self, presented: &str) -> Result<Identity, AuthRejection> {
         let Some(parsed) = parse_key(presented) else {
-            return Err(self.reject("invalid_api_key", invalid, None));
+            return Err(self.reject("invalid_api_key", INVALID_KEY, None));
         };
         let keys = self.keys.load();
         let Some(key) = keys.get(parsed.id) else {
-            return Err(self.reject("invalid_api_key", invalid, Some(parsed.id)));
+            return Err(self.reject("invalid_api_key", INVALID_KEY, Some(parsed.id)));
         };
         let hash = hash_secret(parsed.secret);
         if !bool::from(hash.as_bytes().ct_eq(key.secret_hash.as_bytes())) {
-            return Err(self.reject("invalid_api_key", invalid, Some(parsed.id)));
+            return Err(self.reject("invalid_api_key", INVALID_KEY, Some(parsed.id)));
         }
         if !key.usable(now()) {
             let why = if key.revoked_at.is_some() {
@@ -278,4 +344,34 @@ impl Auth for ApiKeyAuth {
             claims: serde_json::json!({ "role": key.role, "key_id": key.id, "key_name": key.name }),
         })
     }
+
+    async fn check_jwt(&self, token: &str) -> Result<Identity, AuthRejection> {
+        let Some(verifier) = &self.jwt else {
+            return Err(self.reject("invalid_api_key", INVALID_KEY, None));
+        };
+        let verified = verifier
+            .verify(token)
+            .await
+            .map_err(|refused| self.reject_token(refused))?;
+        let role = verified
+            .role()
+            .unwrap_or(self.options.anon_role.as_str())
+            .to_owned();
+        let kind = if role == "service_role" {
+            IdentityKind::Service
+        } else if verified.role().is_none() && verified.subject().is_none() {
+            IdentityKind::Anonymous
+        } else {
+            IdentityKind::User
+        };
+        Ok(Identity {
+            kind,
+            subject: verified.subject().map(str::to_owned),
+            role,
+            claims: verified.claims.clone(),
+        })
+    }
 }
+
+#[cfg(test)]
+mod tests;

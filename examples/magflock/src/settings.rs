@@ -26,6 +26,13 @@ pub struct Settings {
     pub require_api_key: bool,
     /// Seconds between schema fingerprint checks (0 disables polling).
     pub schema_poll_secs: u64,
+    /// HS256 secret for verifying (Supabase/PostgREST) JWTs, at least 32 characters; masked
+    /// by `magflock config`. Prefer `MAGFLOCK_JWT_SECRET` to writing it in the project file.
+    pub jwt_secret: Option<String>,
+    /// A JWKS file of trusted public keys (RS256/ES256), relative to the project folder.
+    pub jwks_file: Option<String>,
+    /// The audience JWTs must name in `aud` (unchecked when absent).
+    pub jwt_aud: Option<String>,
 }
 
 impl Default for Settings {
@@ -38,6 +45,9 @@ impl Default for Settings {
             max_body_bytes: 1 << 20,
             require_api_key: true,
             schema_poll_secs: 5,
+            jwt_secret: None,
+            jwks_file: None,
+            jwt_aud: None,
         }
     }
 }
@@ -117,6 +127,9 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         ("max_body_bytes", Source::Default),
         ("require_api_key", Source::Default),
         ("schema_poll_secs", Source::Default),
+        ("jwt_secret", Source::Default),
+        ("jwks_file", Source::Default),
+        ("jwt_aud", Source::Default),
     ];
     let mut mark = |name: &str, source: Source| {
         if let Some(entry) = sources.iter_mut().find(|(n, _)| *n == name) {
@@ -178,6 +191,20 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
             }
         };
         mark("require_api_key", Source::Env);
+    }
+    for (name, var, slot) in [
+        (
+            "jwt_secret",
+            "MAGFLOCK_JWT_SECRET",
+            &mut settings.jwt_secret,
+        ),
+        ("jwks_file", "MAGFLOCK_JWKS_FILE", &mut settings.jwks_file),
+        ("jwt_aud", "MAGFLOCK_JWT_AUD", &mut settings.jwt_aud),
+    ] {
+        if let Some(v) = env(var) {
+            *slot = Some(v);
+            mark(name, Source::Env);
+        }
     }
     if let Some(v) = &flags.listen {
         settings.listen = v.clone();
@@ -250,6 +277,14 @@ require_api_key = true
 
 # Seconds between checks for schema changes (0 turns polling off).
 schema_poll_secs = 5
+
+# JWTs (Supabase/PostgREST style): an HS256 secret of at least 32 characters (better set
+# through MAGFLOCK_JWT_SECRET than written here), and/or a JWKS file of public keys (RS256,
+# ES256; re-read when a token names an unknown key id). With require_api_key a JWT in
+# `Authorization: Bearer` still needs the project's API key in the `apikey` header.
+# jwt_secret = "..."
+# jwks_file = "jwks.json"
+# jwt_aud = "authenticated"
 "#
     .to_owned()
 }
