@@ -28,8 +28,9 @@ ANALYZE items;
 SQL
 
 cargo build --release -q -p magflock
+BIN="${CARGO_TARGET_DIR:-target}/release/magflock"
 PROJECT=$(mktemp -d)
-MAGFLOCK_REQUIRE_API_KEY=false target/release/magflock --project "$PROJECT" start \
+MAGFLOCK_REQUIRE_API_KEY=false "$BIN" --project "$PROJECT" start \
   --listen 127.0.0.1:$PORT --database-url "$URL" >/dev/null 2>&1 & PID=$!
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$PROJECT"; psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done

@@ -766,3 +766,52 @@ async fn postgres_sessions_are_read_only_for_get_and_carry_the_request() {
     assert!(error.contains("no_such_function"), "{error}");
     let _ = board.shutdown(StopMode::Fast).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_reach_postgres_once_something_reads_them() {
+    let Some(db) = postgres_or_skip("claims_reach_postgres_once_something_reads_them").await else {
+        return;
+    };
+    let storage = SqlStorage::connect(&db.url, StorageOptions::default()).unwrap();
+    storage
+        .execute("CREATE TABLE plain (id integer PRIMARY KEY)", &[])
+        .await
+        .unwrap();
+    let keys = KeyStore::new(Arc::new(storage.clone()));
+    keys.install().await.unwrap();
+    let key = keys.create("app", "anon", None).await.unwrap();
+    let gate = MagGate::new(GateConfig {
+        schema_poll: None,
+        ..GateConfig::default()
+    });
+    let handle = gate.handle();
+    let board = Motherboard::builder()
+        .with(HyperCpu::new("127.0.0.1:0".parse().unwrap()))
+        .with((storage.clone(), ApiKeyAuth::new(AuthOptions::default())))
+        .extension(gate)
+        .build()
+        .unwrap();
+    board.boot().await.unwrap();
+    let apikey = ("apikey", key.full.as_str());
+
+    // Plain tables, no function, no RLS: nothing could read the claims, so requests keep
+    // the one-statement path.
+    assert_eq!(handle.claims_reach_database(), Some(false));
+    let (status, _, body) = send(&board, "GET /plain", &[apikey], None).await;
+    assert_eq!((status, body), (200, json!([])));
+
+    // A view that reads them: after the reload, every request carries them.
+    storage
+        .execute(
+            "CREATE VIEW me AS SELECT current_setting('request.jwt.claims', true)::json AS claims",
+            &[],
+        )
+        .await
+        .unwrap();
+    handle.reload().await.unwrap();
+    assert_eq!(handle.claims_reach_database(), Some(true));
+    let (status, _, body) = send(&board, "GET /me", &[apikey], None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["claims"]["key_id"], json!(key.key.id), "{body}");
+    board.shutdown(StopMode::Fast).await.unwrap();
+}

@@ -14,8 +14,11 @@ use magmobo_core::{Extension, ExtensionInfo, ExtensionMeta, Health, async_trait,
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::agents::serve::AgentState;
+use crate::agents::{AgentError, AgentStore, AgentsConfig};
 use crate::handler;
 use crate::policy::Policies;
+use crate::read_cache::{ReadCache, ReadCacheConfig};
 use crate::session::{TxEnd, pre_request_sql};
 use crate::sql::Catalog;
 
@@ -60,6 +63,12 @@ pub struct GateConfig {
     /// Access policies MagGate enforces itself (row filters, column lists): row-level
     /// security for MariaDB and SQLite, usable on PostgreSQL too. Empty by default.
     pub policies: Policies,
+    /// Cache GET answers in the board's RAM slot (see [`crate::read_cache`]); off by
+    /// default. Needs a RAM component on the board.
+    pub read_cache: Option<ReadCacheConfig>,
+    /// AI agents as governed identities (see [`crate::agents`]): `None` (the default)
+    /// leaves `agent:<name>` roles ungoverned and creates no agent tables.
+    pub agents: Option<AgentsConfig>,
 }
 
 impl Default for GateConfig {
@@ -77,6 +86,8 @@ impl Default for GateConfig {
             pre_request: None,
             tx_end: TxEnd::Commit,
             policies: Policies::default(),
+            read_cache: None,
+            agents: None,
         }
     }
 }
@@ -88,11 +99,14 @@ pub(crate) struct Runtime {
     pub auth: Option<Arc<dyn magmobo_core::roles::auth::Auth>>,
     pub bus: Option<BusHandle>,
     pub catalog: arc_swap::ArcSwap<Catalog>,
+    /// The read cache, when configured.
+    pub read_cache: Option<Arc<ReadCache>>,
 }
 
 pub(crate) struct Inner {
     pub config: GateConfig,
     pub runtime: ArcSwapOption<Runtime>,
+    pub agents: AgentState,
 }
 
 impl Inner {
@@ -114,7 +128,17 @@ impl Inner {
         let dialect = storage.dialect();
         let schemas = self.introspect_schemas(dialect);
         let schema = storage.introspect(&schemas).await?;
-        let catalog = Catalog::new(schema, dialect, &self.config.schemas);
+        let mut catalog = Catalog::new(schema, dialect, &self.config.schemas);
+        if dialect == Dialect::Postgres {
+            let observable = session_observable(storage).await?;
+            tracing::info!(
+                target: "maggate",
+                observable,
+                "per-request identity transactions {}",
+                if observable { "on: the database can read request settings" } else { "off: nothing in the database reads request settings" }
+            );
+            catalog = catalog.with_session_observable(observable);
+        }
         if let Some(name) = &self.config.pre_request {
             if dialect != Dialect::Postgres {
                 return Err(magmobo_core::Error::part(
@@ -136,6 +160,9 @@ impl Inner {
         let catalog = self.load(rt.storage.as_ref()).await?;
         let changed = catalog.schema().fingerprint != rt.catalog.load().schema().fingerprint;
         rt.catalog.store(Arc::new(catalog));
+        if changed && let Some(cache) = &rt.read_cache {
+            cache.invalidate_all().await;
+        }
         Ok(changed)
     }
 
@@ -183,6 +210,7 @@ impl MagGate {
             inner: Arc::new(Inner {
                 config,
                 runtime: ArcSwapOption::empty(),
+                agents: AgentState::default(),
             }),
             poller: Mutex::new(None),
         }
@@ -219,10 +247,16 @@ impl ExtensionMeta for MagGate {
             caps::STORAGE_WRITE.into(),
             caps::CPU_MOUNT.into(),
             caps::BUS_PUBLISH.into(),
+            caps::BUS_SUBSCRIBE.into(),
         ];
         // Requests are authenticated through the PSU when the board has one; without a PSU
-        // every request runs anonymously, as PostgREST without a JWT secret does.
-        info.optional_capabilities = vec![caps::AUTH_VERIFY.into()];
+        // every request runs anonymously, as PostgREST without a JWT secret does. The RAM
+        // slot is used only by the read cache.
+        info.optional_capabilities = vec![
+            caps::AUTH_VERIFY.into(),
+            caps::CACHE_READ.into(),
+            caps::CACHE_WRITE.into(),
+        ];
         info
     }
 }
@@ -231,17 +265,37 @@ impl ExtensionMeta for MagGate {
 impl Extension for MagGate {
     async fn init(&self, ctx: &ExtensionContext) -> magmobo_core::Result<()> {
         let storage = ctx.storage()?;
+        if self.inner.config.agents.is_some() {
+            AgentStore::new(storage.clone())
+                .install()
+                .await
+                .map_err(|e| magmobo_core::Error::part("maggate", e.to_string()))?;
+        }
         let catalog = self.inner.load(storage.as_ref()).await?;
         let auth = match ctx.auth() {
             Ok(auth) => Some(auth),
             Err(magmobo_core::Error::MissingSlot { .. }) => None,
             Err(other) => return Err(other),
         };
+        let read_cache = match &self.inner.config.read_cache {
+            None => None,
+            Some(config) => match ctx.cache() {
+                Ok(cache) => Some(Arc::new(ReadCache::new(cache, config.clone()))),
+                Err(magmobo_core::Error::MissingSlot { .. }) => {
+                    return Err(magmobo_core::Error::part(
+                        "maggate",
+                        "read_cache is set but the board has no RAM slot: add a cache (e.g. MokaCache) or unset read_cache",
+                    ));
+                }
+                Err(other) => return Err(other),
+            },
+        };
         self.inner.runtime.store(Some(Arc::new(Runtime {
             storage,
             auth,
             bus: ctx.bus().ok(),
             catalog: arc_swap::ArcSwap::from_pointee(catalog),
+            read_cache,
         })));
         let cpu = ctx.cpu()?;
         let prefix = self.inner.config.prefix.clone();
@@ -270,6 +324,13 @@ impl Extension for MagGate {
                 every,
                 token.clone(),
             )));
+        }
+        // Writes of other instances (over a shared bus) invalidate this one's cached reads.
+        if let Some(rt) = self.inner.runtime.load_full()
+            && let (Some(cache), Some(bus)) = (rt.read_cache.clone(), rt.bus.clone())
+        {
+            let events = bus.subscribe("table.*.changed")?;
+            tasks.push(tokio::spawn(invalidate_loop(cache, events, token.clone())));
         }
         // PostgREST's convention: `NOTIFY pgrst, 'reload schema'` reloads at once.
         if let Some(rt) = self.inner.runtime.load_full()
@@ -358,9 +419,30 @@ impl GateHandle {
         self.0.reload().await
     }
 
+    /// Re-reads the agents from storage now, rather than within
+    /// [`AgentsConfig::refresh`]; returns how many there are (0 before `init`).
+    pub async fn reload_agents(&self) -> Result<usize, AgentError> {
+        crate::agents::serve::reload(&self.0).await
+    }
+
     /// Same as [`Extension::summary`]: `5 tables, 20 endpoints` once initialised.
     pub fn summary(&self) -> Option<String> {
         self.0.summary()
+    }
+
+    /// Whether requests with an identity run in a per-request transaction carrying their
+    /// claims (PostgreSQL, when something in the database can read them; see
+    /// [`crate::sql::Catalog::session_observable`]); `None` before boot.
+    pub fn claims_reach_database(&self) -> Option<bool> {
+        let rt = self.0.runtime.load_full()?;
+        let catalog = rt.catalog.load();
+        Some(catalog.dialect() == Dialect::Postgres && catalog.session_observable())
+    }
+
+    /// Read-cache hits and misses; `None` when the cache is off or the gate not booted.
+    pub fn read_cache_stats(&self) -> Option<crate::read_cache::ReadCacheStats> {
+        let rt = self.0.runtime.load_full()?;
+        rt.read_cache.as_ref().map(|c| c.stats())
     }
 }
 
@@ -391,6 +473,49 @@ async fn poll_loop(inner: Arc<Inner>, every: Duration, stop: CancellationToken) 
 }
 
 /// Reloads on `NOTIFY pgrst` (any payload: an empty one means notifications were lost).
+/// Whether anything in a PostgreSQL database can see a request's `set_config` settings or
+/// its read-only transaction: a table with row-level security on, any function outside the
+/// system schemas (it may read settings, or write under a GET), or a view, column default
+/// or check constraint that calls `current_setting`. Conservative: a false "yes" only costs
+/// the transaction's round trips.
+async fn session_observable(storage: &dyn Storage) -> magmobo_core::Result<bool> {
+    const SYSTEM: &str = "('pg_catalog', 'information_schema', 'pg_toast')";
+    let sql = format!(
+        "SELECT (
+            EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.relrowsecurity AND n.nspname NOT IN {SYSTEM})
+            OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                    WHERE n.nspname NOT IN {SYSTEM})
+            OR EXISTS (SELECT 1 FROM pg_views WHERE schemaname NOT IN {SYSTEM}
+                    AND definition ILIKE '%current_setting%')
+            OR EXISTS (SELECT 1 FROM pg_attrdef d
+                    WHERE pg_get_expr(d.adbin, d.adrelid) ILIKE '%current_setting%')
+            OR EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'c'
+                    AND pg_get_constraintdef(oid) ILIKE '%current_setting%')
+        )::int AS observable"
+    );
+    let rows = storage.query(&sql, &[]).await?;
+    Ok(rows.first().and_then(|r| r.get_int("observable").ok()) != Some(0))
+}
+
+async fn invalidate_loop(
+    cache: Arc<ReadCache>,
+    mut events: magmobo_core::bus::Subscription,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                if let Some(table) = event.payload.get("table").and_then(|t| t.as_str()) {
+                    cache.invalidate_table(table).await;
+                }
+            }
+        }
+    }
+}
+
 async fn notify_loop(
     inner: Arc<Inner>,
     mut notes: magmobo_core::roles::storage::Notifications,

@@ -7,15 +7,18 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use magmobo_core::axum::body::{Body, to_bytes};
 use magmobo_core::axum::response::Response;
+use magmobo_core::roles::auth::Identity;
 use magmobo_core::roles::schema::Table;
 use magmobo_core::roles::storage::{Row, Value};
 
+use crate::agents::serve::AgentCall;
 use crate::api_error::{ApiError, ApiResult};
 use crate::gate::{Inner, Runtime};
 use crate::policy::{Command, Guard};
+use crate::read_cache::{CachedReply, ReadCache};
 use crate::request::{
     PreferHandling, PreferResolution, PreferReturn, Preferences, QueryParams, Request,
-    RequestHeaders, url_decode,
+    RequestHeaders, SelectItem, url_decode,
 };
 #[cfg(test)]
 use crate::session::db_error;
@@ -87,7 +90,7 @@ async fn into_csv(response: Response) -> Response {
     }
 }
 
-fn error_response(e: &ApiError, content_range: Option<String>) -> Response {
+pub(crate) fn error_response(e: &ApiError, content_range: Option<String>) -> Response {
     let mut b = http::Response::builder()
         .status(StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(header::CONTENT_TYPE, JSON);
@@ -110,6 +113,39 @@ struct Reply {
 }
 
 impl Reply {
+    fn to_cached(&self) -> CachedReply {
+        CachedReply {
+            status: self.status,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect(),
+            body: self.body.clone(),
+            content_type: self.content_type.to_owned(),
+        }
+    }
+
+    fn from_cached(c: CachedReply) -> Reply {
+        Reply {
+            status: c.status,
+            headers: c
+                .headers
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    header::HeaderName::from_bytes(k.as_bytes())
+                        .ok()
+                        .map(|k| (k, v))
+                })
+                .collect(),
+            body: c.body,
+            content_type: [JSON, OBJECT_JSON, OPENAPI_JSON]
+                .into_iter()
+                .find(|t| *t == c.content_type)
+                .unwrap_or(JSON),
+        }
+    }
+
     fn into_response(self, head: bool) -> Response {
         let mut b = http::Response::builder()
             .status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK));
@@ -138,7 +174,6 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
             "Could not query the database for the schema cache. Retrying.",
         ));
     };
-    let catalog = rt.catalog.load_full();
     let (parts, body) = req.into_parts();
     // Authenticate before anything else, so an unauthenticated caller learns nothing, not
     // even which tables exist.
@@ -148,16 +183,75 @@ async fn serve(inner: &Inner, req: http::Request<Body>) -> ApiResult<Response> {
         })?),
         None => None,
     };
-    let mut session = Session::new(&inner.config, &rt, &catalog, identity, &parts)?;
-    match route(inner, &rt, &catalog, &mut session, parts, body).await {
+    // The approval queue is served here, not from `route`, because approving replays a
+    // request through `serve_as`: no cycle between the two.
+    if inner.config.agents.is_some() {
+        let rest = parts
+            .uri
+            .path()
+            .strip_prefix(inner.config.prefix.as_str())
+            .unwrap_or("")
+            .trim_start_matches('/');
+        if rest == "_approvals" || rest.starts_with("_approvals/") {
+            let rest = rest.to_owned();
+            return crate::agents::serve::approvals(inner, &rt, identity, &parts, &rest).await;
+        }
+    }
+    serve_as(inner, &rt, identity, parts, body, None).await
+}
+
+/// Serves an authenticated request as `identity`; `replay` names the approved ticket run
+/// for an agent (see [`crate::agents`]).
+pub(crate) async fn serve_as(
+    inner: &Inner,
+    rt: &Runtime,
+    identity: Option<Identity>,
+    parts: http::request::Parts,
+    body: Body,
+    replay: Option<String>,
+) -> ApiResult<Response> {
+    let catalog = rt.catalog.load_full();
+    let agent = match &identity {
+        Some(id) if inner.config.agents.is_some() => {
+            match crate::agents::serve::admit(inner, rt, id, replay).await {
+                Ok(agent) => agent,
+                Err(answer) => return Ok(answer),
+            }
+        }
+        _ => None,
+    };
+    let mut session = Session::new(&inner.config, rt, &catalog, identity, &parts)?;
+    let result = match route(
+        inner,
+        rt,
+        &catalog,
+        &mut session,
+        agent.as_ref(),
+        parts,
+        body,
+    )
+    .await
+    {
         Ok(mut response) => {
             if let Some(token) = session.applied {
                 apply_preference(response.headers_mut(), token);
             }
             Ok(response)
         }
-        Err(e) => Err(session.permission(e)),
+        Err(e) => {
+            let mut e = session.permission(e);
+            if agent.is_some() && e.code == "42501" {
+                // The agent's grants are enforced as policies: refusals speak MagGate's code.
+                e.code = "MG403".to_owned();
+                e.status = 403;
+            }
+            Err(e)
+        }
+    };
+    if let Some(agent) = &agent {
+        agent.report(rt, &result);
     }
+    result
 }
 
 /// Adds `token` to `Preference-Applied`, joining the value already there.
@@ -178,8 +272,9 @@ async fn route(
     rt: &Runtime,
     catalog: &Catalog,
     session: &mut Session,
+    agent: Option<&AgentCall>,
     parts: http::request::Parts,
-    body: Body,
+    mut body: Body,
 ) -> ApiResult<Response> {
     let path = parts.uri.path();
     let prefix = inner.config.prefix.as_str();
@@ -190,6 +285,12 @@ async fn route(
     let head = parts.method == Method::HEAD;
     if rest.is_empty() {
         return Ok(root(catalog, prefix, &parts.method)?.into_response(head));
+    }
+    if let Some(agent) = agent
+        && rest.starts_with("rpc/")
+    {
+        agent.note(rest, None);
+        return Err(agent.refuse_rpc(rest));
     }
     if rest.contains('/') {
         if let Some(function) = rest.strip_prefix("rpc/")
@@ -207,6 +308,9 @@ async fn route(
         ));
     }
     let name = url_decode(rest);
+    if let Some(agent) = agent {
+        agent.note(&name, None);
+    }
     let table = catalog.table(&name)?;
 
     let headers = &parts.headers;
@@ -245,16 +349,58 @@ async fn route(
         Some(Command::Delete) => refuse_unfiltered(inner, &request, "DELETE")?,
         _ => {}
     }
-    let guard = inner
-        .config
-        .policies
-        .guard(&session.role, &session.claims, session.anonymous);
+    // An agent's grants replace the role's policies (see `crate::agents`).
+    let agent_policies = match agent {
+        Some(agent) => {
+            agent.note(&table.name, command.map(crate::agents::Op::of));
+            if let Some(command) = command {
+                agent.check(&table.name, command)?;
+            }
+            Some(agent.policies(catalog))
+        }
+        None => None,
+    };
+    let guard = match (&agent_policies, agent) {
+        (Some(policies), Some(agent)) => policies.guard(&session.role, agent.claims(), false),
+        _ => inner
+            .config
+            .policies
+            .guard(&session.role, &session.claims, session.anonymous),
+    };
     if let (Some(g), Some(command)) = (&guard, command) {
         g.apply(catalog, table, command, &mut request.query)?;
         if command != Command::Select
             && request.preferences.representation == Some(PreferReturn::Representation)
         {
             g.check_returning(table)?;
+        }
+    }
+    if let (Some(agent), Some(command)) = (agent, command)
+        && agent.replay.is_none()
+        && let Some(threshold) = agent.approval(&table.name, command)
+    {
+        let max = inner.config.max_body_bytes;
+        let bytes = to_bytes(std::mem::replace(&mut body, Body::empty()), max)
+            .await
+            .map_err(|_| ApiError::new(413, "MG413", "Payload Too Large"))?;
+        body = Body::from(bytes.clone());
+        let over = match threshold {
+            None => true,
+            Some(n) if command == Command::Insert => body_rows(&bytes) > n,
+            Some(n) => count_matching(session, catalog, table, &request).await? > n,
+        };
+        if over {
+            let text = (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned());
+            return crate::agents::serve::park(
+                inner,
+                rt,
+                agent,
+                &table.name,
+                command,
+                &parts,
+                text,
+            )
+            .await;
         }
     }
     let ctx = Ctx {
@@ -268,7 +414,9 @@ async fn route(
         singular,
     };
     let reply = match parts.method {
-        Method::GET | Method::HEAD => ctx.read().await?,
+        // Agents read uncached, so a changed grant applies at the next refresh.
+        Method::GET | Method::HEAD if agent.is_some() => ctx.read().await?,
+        Method::GET | Method::HEAD => ctx.cached_read(&parts).await?,
         Method::POST => {
             let payload = read_json(body, headers, inner.config.max_body_bytes).await?;
             ctx.insert(payload).await?
@@ -300,6 +448,35 @@ async fn route(
         }
     };
     Ok(reply.into_response(head))
+}
+
+/// Rows an insert body holds: an array's length, else one.
+fn body_rows(bytes: &[u8]) -> u64 {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Array(items)) => items.len() as u64,
+        _ => 1,
+    }
+}
+
+/// How many rows `request`'s filters (policies' included) match on `table`: what an
+/// UPDATE or DELETE would touch, counted before deciding whether it needs approval.
+async fn count_matching(
+    session: &Session,
+    catalog: &Catalog,
+    table: &Table,
+    request: &Request<'_>,
+) -> ApiResult<u64> {
+    let opts = ReadOptions {
+        max_rows: None,
+        count: true,
+        aggregates: false,
+    };
+    let range = crate::request::QueryRange {
+        offset: 0,
+        limit: Some(0),
+    };
+    let plan = sql::read(catalog, table, &request.query, range, opts)?;
+    Ok(run_in(session, &plan).await?.total.unwrap_or(0))
 }
 
 /// PATCH and DELETE need a filter unless the configuration allows otherwise.
@@ -510,10 +687,84 @@ impl Ctx<'_, '_> {
         &self.request.preferences
     }
 
+    /// A read through the read cache when one is configured (see [`crate::read_cache`]).
+    async fn cached_read(&self, parts: &http::request::Parts) -> ApiResult<Reply> {
+        let cache = match &self.rt.read_cache {
+            Some(cache) if self.inner.config.pre_request.is_none() => cache,
+            _ => return self.read().await,
+        };
+        let (tables, any) = self.tables_read();
+        let key = ReadCache::key(
+            &self.session.role,
+            &self.session.claims,
+            parts.uri.path(),
+            parts.uri.query(),
+            &parts.headers,
+        );
+        if let Some(hit) = cache.get(&key).await {
+            cache.hit();
+            return Ok(Reply::from_cached(hit));
+        }
+        match cache.miss(&key, &tables, any).await {
+            Ok(hit) => Ok(Reply::from_cached(hit)),
+            Err(loading) => {
+                let reply = self.read().await?;
+                cache.store(loading, &tables, &reply.to_cached()).await;
+                Ok(reply)
+            }
+        }
+    }
+
+    /// The tables a read touches (its own and its embedded resources'), and whether any is
+    /// a view (whose base tables are unknown).
+    fn tables_read(&self) -> (Vec<String>, bool) {
+        fn walk(items: &[SelectItem<'_>], out: &mut Vec<String>) {
+            for item in items {
+                let (name, children) = match item {
+                    SelectItem::Relation(r) => (&r.name, &r.children),
+                    SelectItem::Spread(s) => (&s.name, &s.children),
+                    SelectItem::Star | SelectItem::Field(_) => continue,
+                };
+                out.push(name.to_string());
+                walk(children, out);
+            }
+        }
+        let mut tables = vec![self.table.name.clone()];
+        walk(&self.request.query.select, &mut tables);
+        tables.sort();
+        tables.dedup();
+        let any = tables.iter().any(|t| {
+            self.catalog.table(t).map_or(true, |t| {
+                t.kind != magmobo_core::roles::schema::TableKind::Table
+            })
+        });
+        (tables, any)
+    }
+
     async fn read(&self) -> ApiResult<Reply> {
+        use crate::request::PreferCount;
+        let max_rows = self.inner.config.max_rows;
+        // PostgreSQL can estimate instead of counting (PostgREST's planned and estimated
+        // counts); elsewhere every count is exact.
+        let planned = match self.prefs().count {
+            Some(c @ (PreferCount::Planned | PreferCount::Estimated))
+                if self.catalog.dialect() == magmobo_core::roles::storage::Dialect::Postgres =>
+            {
+                let rows = self.planned_rows().await?;
+                // `estimated`: exact up to the row cap, the planner's figure above it.
+                let exact_is_cheap = c == PreferCount::Estimated
+                    && max_rows.is_none_or(|cap| rows.is_none_or(|r| r <= cap));
+                if exact_is_cheap {
+                    None
+                } else {
+                    rows.or(Some(0))
+                }
+            }
+            _ => None,
+        };
         let opts = ReadOptions {
-            max_rows: self.inner.config.max_rows,
-            count: self.prefs().count.is_some(),
+            max_rows,
+            count: self.prefs().count.is_some() && planned.is_none(),
             aggregates: self.inner.config.aggregates_enabled,
         };
         let plan = sql::read(
@@ -523,7 +774,27 @@ impl Ctx<'_, '_> {
             self.request.range,
             opts,
         )?;
-        answer_read(self.session, self.request, self.singular, &plan).await
+        answer_read_counted(self.session, self.request, self.singular, &plan, planned).await
+    }
+
+    /// The planner's estimate of the rows the request's filters match.
+    async fn planned_rows(&self) -> ApiResult<Option<u64>> {
+        let st = sql::estimate(self.catalog, self.table, &self.request.query)?;
+        let mut conn = self.session.open(false).await?;
+        let rows = match conn.query(&st).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let _ = conn.finish(false).await;
+                return Err(e);
+            }
+        };
+        self.session.finish(conn).await?;
+        let plan = rows.first().and_then(|r| match r.values.first() {
+            Some(Value::Json(j)) => Some(j.clone()),
+            Some(Value::Text(t)) => serde_json::from_str(t).ok(),
+            _ => None,
+        });
+        Ok(plan.as_ref().and_then(sql::planned_rows))
     }
 
     fn returning(&self, location: bool) -> Returning {
@@ -584,10 +855,19 @@ impl Ctx<'_, '_> {
         Ok((out, counted))
     }
 
-    fn publish(&self, operation: &str, count: u64) {
+    /// After a write: cached reads of the table are dropped (before the answer, so the
+    /// writer reads its own write) and `table.<name>.changed` is published.
+    async fn changed(&self, operation: &str, count: u64) {
         if count == 0 {
             return;
         }
+        if let Some(cache) = &self.rt.read_cache {
+            cache.invalidate_table(&self.table.name).await;
+        }
+        self.publish(operation, count);
+    }
+
+    fn publish(&self, operation: &str, count: u64) {
         let Some(bus) = &self.rt.bus else {
             return;
         };
@@ -721,7 +1001,7 @@ impl Ctx<'_, '_> {
         } else {
             201
         };
-        self.publish("insert", out.page_total);
+        self.changed("insert", out.page_total).await;
         let mut headers = vec![(header::CONTENT_RANGE, "*/*".to_owned())];
         if ret == Returning::PrimaryKey
             && let Some(loc) = out.body.as_deref().and_then(|b| self.location(b))
@@ -786,7 +1066,7 @@ impl Ctx<'_, '_> {
             return Ok(self.body_reply(200, vec![(header::CONTENT_RANGE, "*/*".to_owned())], &out));
         };
         let (out, _) = self.write(&plan, self.max_affected(), None).await?;
-        self.publish("update", out.page_total);
+        self.changed("update", out.page_total).await;
         let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
         Ok(self.body_reply(200, headers, &out))
     }
@@ -795,7 +1075,7 @@ impl Ctx<'_, '_> {
         let ret = self.returning(false);
         let plan = sql::delete(self.catalog, self.table, &self.request.query, ret)?;
         let (out, _) = self.write(&plan, self.max_affected(), None).await?;
-        self.publish("delete", out.page_total);
+        self.changed("delete", out.page_total).await;
         let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
         Ok(self.body_reply(200, headers, &out))
     }
@@ -937,7 +1217,21 @@ async fn answer_read(
     singular: bool,
     plan: &Plan,
 ) -> ApiResult<Reply> {
-    let out = run_in(session, plan).await?;
+    answer_read_counted(session, request, singular, plan, None).await
+}
+
+/// [`answer_read`] with the total given (a planner's estimate) instead of counted.
+async fn answer_read_counted(
+    session: &Session,
+    request: &Request<'_>,
+    singular: bool,
+    plan: &Plan,
+    total: Option<u64>,
+) -> ApiResult<Reply> {
+    let mut out = run_in(session, plan).await?;
+    if total.is_some() {
+        out.total = total;
+    }
     let lower = request.range.offset;
     let total_s = out.total.map_or_else(|| "*".to_owned(), |t| t.to_string());
     if let Some(total) = out.total

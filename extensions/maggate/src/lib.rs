@@ -49,24 +49,33 @@
 //! returning rows of a table accept `select`, filters, `order`, `limit` and embedding;
 //! scalar results come back as the bare JSON value.
 //!
-//! Not implemented yet (answered with PGRST127 or PGRST123): aggregates, CSV output,
-//! embedding in the response of a write, filters/`order`/`limit` on functions returning
-//! `TABLE(...)` or sets of scalars, functions with a single unnamed JSON parameter, `PATCH`
-//! with `return=representation` on MySQL/MariaDB, `count=planned`/`estimated` (both count
-//! exactly), and `limit`/`order` on PATCH/DELETE (ignored). On MariaDB, `on_conflict=` is
+//! Also: aggregates in `select` (behind [`GateConfig::aggregates_enabled`]), CSV in and out,
+//! the OpenAPI 3.1 document at the root, planned and estimated counts on PostgreSQL, and a
+//! read cache in the RAM slot ([`read_cache`]).
+//!
+//! Not implemented yet (answered with PGRST127 or PGRST123): aggregates inside embedded
+//! resources, embedding in the response of a write, filters/`order`/`limit` on functions
+//! returning `TABLE(...)` or sets of scalars, functions with a single unnamed JSON parameter,
+//! `PATCH` with `return=representation` on MySQL/MariaDB, and `limit`/`order` on
+//! PATCH/DELETE (ignored). On MariaDB, `on_conflict=` is
 //! not honoured (`ON DUPLICATE KEY` fires on any unique key), ignore-duplicates is a no-op
 //! `ON DUPLICATE KEY UPDATE` rather than `INSERT IGNORE` (which would also swallow
 //! foreign-key and type errors), and embedded arrays are bounded by `group_concat_max_len`;
 //! to-many embedding needs MariaDB (MySQL's `JSON_ARRAYAGG` takes no `ORDER BY`/`LIMIT`).
+//! AI agents ([`agents`], off unless [`GateConfig::agents`] is set): grants per table,
+//! operation and column, row filters, a rate limit, and an approval queue under
+//! `{prefix}/_approvals`; see docs/agents.md.
 //! MagGate-only error codes: `MG413` (body larger than [`GateConfig::max_body_bytes`]) and
 //! `21000` for PATCH/DELETE without a filter (the code `pg-safeupdate` uses).
 
+pub mod agents;
 pub mod api_error;
 mod csv_body;
 mod gate;
 mod handler;
 mod openapi;
 pub mod policy;
+pub mod read_cache;
 pub mod request;
 mod session;
 pub mod sql;
@@ -74,5 +83,6 @@ pub mod sql;
 pub use api_error::{ApiError, ApiResult};
 pub use gate::{GateConfig, GateHandle, MagGate};
 pub use policy::Policies;
+pub use read_cache::{ReadCacheConfig, ReadCacheStats};
 pub use request::{Error, Result};
 pub use session::TxEnd;

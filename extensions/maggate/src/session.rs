@@ -1,8 +1,10 @@
 //! One request's database session: who the caller is, and the connection or transaction
 //! its statements run on.
 //!
-//! On PostgreSQL, when the request carries an identity (a PSU is plugged, role switching is
-//! on or a pre-request function is set), every request runs in one transaction, read-only
+//! On PostgreSQL, when the request carries an identity (a PSU is plugged and something in
+//! the database can read request settings: row-level security, a user function, or a view,
+//! default or check calling `current_setting`; or role switching is on; or a pre-request
+//! function is set), every request runs in one transaction, read-only
 //! for GET and HEAD, that starts as PostgREST's does: one statement of `set_config(..., true)`
 //! calls (transaction-local, all values bound) for `request.jwt.claims`, `request.method`,
 //! `request.path`, `request.headers` and, when [`GateConfig::switch_role`] is on, `role`; then
@@ -171,7 +173,11 @@ impl Session {
             })?),
             _ => None,
         };
-        let with_identity = rt.auth.is_some() || config.switch_role || pre_request.is_some();
+        // With a PSU, the claims go to the database only when something there can read
+        // them (row-level security, functions, views or defaults calling current_setting).
+        let with_identity = (rt.auth.is_some() && catalog.session_observable())
+            || config.switch_role
+            || pre_request.is_some();
         let context = (pg && with_identity).then(|| {
             context_statement(
                 config.switch_role.then_some(role.as_deref()).flatten(),

@@ -40,6 +40,9 @@ pub struct Catalog {
     schema: Schema,
     dialect: Dialect,
     default_schema: Option<String>,
+    /// Whether SQL in the database can observe a request's settings (see
+    /// [`Catalog::session_observable`]); true unless the gate found otherwise.
+    session_observable: bool,
 }
 
 impl Catalog {
@@ -54,7 +57,22 @@ impl Catalog {
             schema,
             dialect,
             default_schema,
+            session_observable: true,
         }
+    }
+
+    /// Records whether anything in the database can observe a request's identity settings
+    /// (`request.jwt.claims`, read-only transactions): row-level security, user functions,
+    /// or views, defaults and checks calling `current_setting`. When nothing can, PostgreSQL
+    /// requests with an identity keep the one-statement fast path.
+    pub fn with_session_observable(mut self, observable: bool) -> Catalog {
+        self.session_observable = observable;
+        self
+    }
+
+    /// See [`Catalog::with_session_observable`].
+    pub fn session_observable(&self) -> bool {
+        self.session_observable
     }
 
     /// The dialect SQL is built for.
@@ -309,6 +327,26 @@ fn read_from(
 fn aggregates_disabled() -> ApiError {
     ApiError::new(400, "PGRST123", "Use of aggregate functions is not allowed")
         .hint("Aggregates are off by default: enable them in the server's configuration (db-aggregates-enabled)")
+}
+
+/// PostgreSQL: `EXPLAIN (FORMAT JSON) SELECT 1 FROM table WHERE ...`, whose top plan's
+/// `Plan Rows` is the planner's estimate of the matching rows (`Prefer: count=planned`, and
+/// `count=estimated` above the row cap). Read it with [`planned_rows`].
+pub fn estimate(cat: &Catalog, table: &Table, q: &ApiQuery<'_>) -> ApiResult<Statement> {
+    let root = embed::build(cat, table, &q.select)?;
+    let mut w = Sql::new(cat.dialect);
+    w.push("EXPLAIN (FORMAT JSON) SELECT 1");
+    from(&mut w, table);
+    embed::where_clause(&mut w, &root, q)?;
+    Ok(w.finish())
+}
+
+/// The row estimate in PostgreSQL's `EXPLAIN (FORMAT JSON)` output.
+pub fn planned_rows(explain: &serde_json::Value) -> Option<u64> {
+    let plan = explain.get(0)?.get("Plan")?;
+    let rows = plan.get("Plan Rows")?;
+    rows.as_u64()
+        .or_else(|| rows.as_f64().map(|f| f.max(0.0) as u64))
 }
 
 /// What a write sends back.
