@@ -2,36 +2,56 @@
 //!
 //! # What exists
 //!
-//! * [`sqlguard`]: **SQLGuard layer 1**, a deterministic SQL-injection check for one untrusted
-//!   value: [`sqlguard::normalize`] (decoding and folding), [`sqlguard::lexer`] (a SQL lexer
-//!   that reads the value as if pasted bare, inside `'...'` and inside `"..."`), and
-//!   [`sqlguard::fingerprint`] (breakout gate, token-shape fingerprints, high-signal rules).
+//! * [`agent`]: the **patrol-agent API**. An [`Agent`] sees a [`RequestView`] (method, path,
+//!   query pairs, headers, JSON or form body values, identity, peer address), a
+//!   [`ResponseView`] and bus events, and answers with [`Finding`]s (agent, threat kind,
+//!   confidence 0..1, evidence). Hooks default to no-ops.
+//! * [`policy`]: the response policy by confidence band (log, alert and throttle, block,
+//!   block and escalate), per agent and per route prefix, with a dry-run mode.
+//! * [`Sentinel`] ([`engine`]): the patrol that runs every agent inline on every request,
+//!   refuses blocked sources first, answers 403 naming the agent or 429 with `Retry-After`,
+//!   and feeds the [`analyzer`].
+//! * [`agents`]: the standard agents: [`SqlGuardAgent`] (query, header and body values),
+//!   [`ApiWatch`] (rate limits shared through Redis, scanners, traversal, admin probes,
+//!   credential stuffing), [`AuthSentry`] (progressive delay, block, account takeover) and
+//!   [`DataFlow`] (rows and bytes per identity against its own baseline).
+//! * [`analyzer`]: the threat analyzer (tier 2) correlating findings per source into
+//!   incidents and blocks ([`blocklist`], shared through Redis), and the [`IncidentCommander`]
+//!   trait (tier 3) with a rules implementation.
+//! * [`sqlguard`]: **SQLGuard**, the SQL-injection check for one untrusted value:
+//!   [`sqlguard::normalize`] (decoding and folding), [`sqlguard::lexer`] (a SQL lexer that reads
+//!   the value as if pasted bare, inside `'...'` and inside `"..."`), and
+//!   [`sqlguard::fingerprint`] (breakout gate, token-shape fingerprints, high-signal rules)
+//!   make layer 1; [`sqlguard::ml`] is layer 2, a tiny hashed-n-gram classifier trained with
+//!   candle (`sentinel-train`), its weights compiled in, and the rule combining both.
 //!   Entry point: [`SqlGuard::inspect`] returning a [`Verdict`].
 //! * [`corpus`]: a seeded generator of labelled attack payloads (techniques × dialects ×
-//!   obfuscations) and realistic benign values, with a duplicate-free train/held-out split,
-//!   used to measure layer 1 and to train the later layer. The `sentinel-corpus` binary
-//!   writes it as JSONL.
-//! * [`patrol`]: [`SqlGuardPatrol`], SQLGuard as a MagMoBo patrol agent: a request guard on the
-//!   CPU inspects every query value before routing, publishes `threat.detected` from
-//!   confidence 0.5 and answers 403 from 0.85 (configurable, with a dry-run mode).
+//!   obfuscations) and realistic benign values, with a duplicate-free train/held-out split.
+//! * [`patrol`]: [`SqlGuardPatrol`], the earlier stand-alone SQLGuard guard (query values
+//!   only); [`Sentinel`] supersedes it.
 //! * [`audit`]: the tamper-evident audit log: [`AuditLog`] (an extension writing bus events
 //!   about threats, auth and extensions to a hash-chained table in batches) and
 //!   [`AuditStore`] (append, query, verify).
-//!
-//! # Not built yet
-//!
-//! * The general patrol-agent API of issue 5 (request view with headers and JSON body values,
-//!   verdict hooks with default no-op bodies); today the guard sees query values only.
-//! * Other patrol agents (XSS, path traversal, rate abuse...).
-//! * SQLGuard layer 2: the candle-based classifier meant to raise detection on what layer 1
-//!   lets through.
-//! * The threat analyzer that correlates verdicts across requests.
 
+pub mod agent;
+pub mod agents;
+pub mod analyzer;
 pub mod audit;
+pub mod blocklist;
 pub mod corpus;
+pub mod engine;
 pub mod patrol;
+pub mod policy;
 pub mod sqlguard;
 
+pub use agent::{Agent, AgentContext, Finding, RequestView, ResponseView, ThreatKind};
+pub use agents::{
+    ApiWatch, ApiWatchConfig, AuthSentry, AuthSentryConfig, DataFlow, DataFlowConfig, Limit,
+    SqlGuardAgent,
+};
+pub use analyzer::{IncidentCommander, RulesCommander, ThreatAnalyzer};
 pub use audit::{AuditLog, AuditStore};
-pub use patrol::{Policy, SqlGuardPatrol, postgrest_operand};
+pub use engine::{Engine, Judgement, Sentinel, SentinelConfig};
+pub use patrol::{SqlGuardPatrol, postgrest_operand};
+pub use policy::{Action, Bands, Policy};
 pub use sqlguard::{SqlGuard, Verdict};

@@ -1,95 +1,131 @@
-//! `magflock sentinel scan`: SQLGuard on the command line, for trying values and replaying
-//! captured requests. Only SQLGuard judges today; the other agents come with Sentinel's
-//! agent API.
+//! `magflock sentinel scan`: Sentinel on the command line, for trying values and replaying
+//! captured requests. Values are judged by SQLGuard; with `--requests` each JSON request is
+//! judged by every request agent of the board's Sentinel (SQLGuard, APIWatch, AuthSentry),
+//! exactly as the CPU guard would, except that rate limits are off (a replay is not traffic).
 
 use std::io::{BufRead, Write};
+use std::net::IpAddr;
 
-use sentinel::SqlGuard;
+use magmobo::axum::http;
+use sentinel::{
+    ApiWatch, ApiWatchConfig, AuthSentry, Sentinel, SentinelConfig, SqlGuard, SqlGuardAgent,
+};
 
 use crate::commands::Failure;
 
-/// Headers whose values are protocol data, not user input worth judging.
-const SKIPPED_HEADERS: [&str; 8] = [
-    "accept",
-    "accept-encoding",
-    "accept-language",
-    "connection",
-    "content-length",
-    "content-type",
-    "host",
-    "user-agent",
-];
+/// A finding at or above this confidence makes a request an attack (the policy's log band).
+const ATTACK_FROM: f32 = 0.5;
 
-fn line(out: &mut impl Write, confidence: f32, attack: bool) -> std::io::Result<()> {
-    if attack {
-        writeln!(out, "attack {confidence:.2} SQLGuard")
-    } else {
-        writeln!(out, "benign {confidence:.2}")
-    }
+/// The board's agents, rate limits off.
+fn request_judge() -> Sentinel {
+    Sentinel::new(SentinelConfig::default())
+        .agent(SqlGuardAgent::new())
+        .agent(ApiWatch::new(ApiWatchConfig {
+            per_ip: None,
+            per_identity: None,
+            ..ApiWatchConfig::default()
+        }))
+        .agent(AuthSentry::default())
 }
 
-/// Every string a request carries that a client controls: query values, header values (but
-/// protocol ones), and string leaves of a JSON body.
-fn request_values(request: &serde_json::Value) -> Vec<String> {
-    let mut values = Vec::new();
-    match &request["query"] {
-        serde_json::Value::String(q) => values.extend(
-            q.split('&')
-                .map(|p| p.split_once('=').map_or(p, |(_, v)| v).to_owned()),
-        ),
-        serde_json::Value::Object(map) => values.extend(map.values().flat_map(strings)),
+/// Percent-encodes everything but unreserved characters and the ones in `keep`.
+fn encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The request head and body a JSON line describes: `method`, `path`, `query` (a string as
+/// sent, or an object of values), `headers` (an object), `body` (any JSON, sent as JSON).
+fn request_of(line: &serde_json::Value) -> Result<(http::request::Parts, Option<Vec<u8>>), String> {
+    let method = line["method"].as_str().unwrap_or("GET");
+    let path = line["path"].as_str().unwrap_or("/");
+    let mut uri = encode(path, b"/%:@!$&'()*+,;=");
+    match &line["query"] {
+        serde_json::Value::String(q) if !q.is_empty() => {
+            uri.push('?');
+            uri.push_str(&encode(q, b"%&=+,;:@/?!$'()*"));
+        }
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            let pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    format!("{}={}", encode(k, b""), encode(&v, b""))
+                })
+                .collect();
+            uri.push('?');
+            uri.push_str(&pairs.join("&"));
+        }
         _ => {}
     }
-    if let Some(path) = request["path"].as_str() {
-        values.extend(path.split('/').filter(|s| !s.is_empty()).map(str::to_owned));
-    }
-    if let Some(headers) = request["headers"].as_object() {
+    let mut builder = http::Request::builder().method(method).uri(&uri);
+    if let Some(headers) = line["headers"].as_object() {
         for (name, value) in headers {
-            if !SKIPPED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                values.extend(strings(value));
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                builder = builder.header(name, value);
             }
         }
     }
-    values.extend(strings(&request["body"]));
-    values
-}
-
-fn strings(value: &serde_json::Value) -> Vec<String> {
-    match value {
-        serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(items) => items.iter().flat_map(strings).collect(),
-        serde_json::Value::Object(map) => map.values().flat_map(strings).collect(),
-        _ => Vec::new(),
-    }
+    let body = match &line["body"] {
+        serde_json::Value::Null => None,
+        body => {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+            Some(serde_json::to_vec(body).map_err(|e| e.to_string())?)
+        }
+    };
+    let request = builder
+        .body(())
+        .map_err(|e| format!("not a valid request ({e})"))?;
+    Ok((request.into_parts().0, body))
 }
 
 /// Runs the scanner over standard input.
 pub fn run(requests: bool) -> Result<(), Failure> {
     let guard = SqlGuard::new();
+    let judge = requests.then(request_judge);
+    let peer = IpAddr::from([127, 0, 0, 1]);
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (number, input) in stdin.lock().lines().enumerate() {
         let input = input?;
-        if requests {
-            if input.trim().is_empty() {
-                continue;
-            }
-            let request: serde_json::Value = serde_json::from_str(&input).map_err(|e| {
-                Failure::Message(format!("line {}: not a JSON request ({e})", number + 1))
-            })?;
-            let worst = request_values(&request)
-                .iter()
-                .flat_map(|v| [Some(v.as_str()), sentinel::postgrest_operand(v)])
-                .flatten()
-                .map(|v| guard.inspect(v))
-                .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
-            match worst {
-                Some(verdict) => line(&mut out, verdict.confidence, verdict.attack)?,
-                None => line(&mut out, 0.0, false)?,
-            }
-        } else {
+        let Some(judge) = &judge else {
             let verdict = guard.inspect(&input);
-            line(&mut out, verdict.confidence, verdict.attack)?;
+            if verdict.attack {
+                writeln!(out, "attack {:.2} SQLGuard", verdict.confidence)?;
+            } else {
+                writeln!(out, "benign {:.2}", verdict.confidence)?;
+            }
+            continue;
+        };
+        if input.trim().is_empty() {
+            continue;
+        }
+        let fail = |why: String| Failure::Message(format!("line {}: {why}", number + 1));
+        let line: serde_json::Value =
+            serde_json::from_str(&input).map_err(|e| fail(format!("not a JSON request ({e})")))?;
+        let (parts, body) = request_of(&line).map_err(fail)?;
+        let judgement = judge.engine().judge(&parts, body.as_deref(), peer);
+        match judgement.worst() {
+            Some(worst) if worst.finding.confidence >= ATTACK_FROM => writeln!(
+                out,
+                "attack {:.2} {}",
+                worst.finding.confidence, worst.finding.agent
+            )?,
+            Some(worst) => writeln!(out, "benign {:.2}", worst.finding.confidence)?,
+            None => writeln!(out, "benign 0.00")?,
         }
     }
     out.flush()?;
@@ -100,20 +136,39 @@ pub fn run(requests: bool) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
+    fn verdict(line: serde_json::Value) -> Option<(&'static str, f32)> {
+        let (parts, body) = request_of(&line).unwrap();
+        let judgement =
+            request_judge()
+                .engine()
+                .judge(&parts, body.as_deref(), IpAddr::from([127, 0, 0, 1]));
+        judgement
+            .worst()
+            .filter(|w| w.finding.confidence >= ATTACK_FROM)
+            .map(|w| (w.finding.agent, w.finding.confidence))
+    }
+
     #[test]
-    fn request_values_cover_query_headers_path_and_body() {
-        let request = serde_json::json!({
-            "method": "POST",
-            "path": "/rest/v1/users",
-            "query": "select=id&id=eq.1",
-            "headers": { "User-Agent": "curl/8", "X-Note": "hi" },
-            "body": { "name": "Ada", "tags": ["a", { "deep": "b" }], "age": 36 },
+    fn requests_are_judged_by_every_agent_wherever_the_value_is() {
+        let attack = "1' OR '1'='1";
+        let agent = |line| verdict(line).map(|(a, _)| a);
+        let q =
+            serde_json::json!({"path": "/rest/v1/users", "query": {"id": format!("eq.{attack}")}});
+        assert_eq!(agent(q), Some("SQLGuard"));
+        let raw = serde_json::json!({"path": "/rest/v1/users", "query": "id=eq.1%27%20OR%20%271%27%3D%271"});
+        assert_eq!(agent(raw), Some("SQLGuard"));
+        let h = serde_json::json!({"path": "/x", "headers": {"X-Forwarded-For": attack}});
+        assert_eq!(agent(h), Some("SQLGuard"));
+        let b = serde_json::json!({"method": "POST", "path": "/x", "body": {"a": [{"b": attack}]}});
+        assert_eq!(agent(b), Some("SQLGuard"));
+        let ua = serde_json::json!({"path": "/", "headers": {"User-Agent": "sqlmap/1.7"}});
+        assert_eq!(agent(ua), Some("APIWatch"));
+        let traversal = serde_json::json!({"path": "/files/../../etc/passwd"});
+        assert_eq!(agent(traversal), Some("APIWatch"));
+        let benign = serde_json::json!({
+            "method": "POST", "path": "/rest/v1/notes", "query": {"select": "id,name"},
+            "headers": {"User-Agent": "curl/8"}, "body": {"text": "Let's select a table"},
         });
-        let mut values = request_values(&request);
-        values.sort();
-        assert_eq!(
-            values,
-            ["Ada", "a", "b", "eq.1", "hi", "id", "rest", "users", "v1"]
-        );
+        assert_eq!(verdict(benign), None);
     }
 }

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use async_trait::async_trait;
 
 pub use super::routes::{
-    NativeHandler, PathParams, RequestContext, RequestGuard, RouteTable, RouterHandle, RouterLayer,
+    NativeHandler, PathParams, RequestContext, RequestGuard, RequestHead, RouteTable, RouterHandle,
+    RouterLayer, may_have_body,
 };
 use crate::Result;
 use crate::part::Component;

@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::response::Response;
+use bytes::Bytes;
 use futures::future::{BoxFuture, Either};
 use tower::ServiceExt;
 
@@ -75,10 +76,60 @@ where
 /// Looks at every request before it is routed (native and axum routes alike) and may answer
 /// it instead, e.g. with a 403. Synchronous on purpose: guards run inline on every request
 /// and must stay in microseconds; anything slow belongs on the bus, off the request path.
-/// The body is not available here (it has not been read yet).
+///
+/// `check` sees the head only. A guard that also wants the body says so per request with
+/// [`body_limit`](RequestGuard::body_limit); the CPU then buffers up to that many bytes,
+/// calls [`check_body`](RequestGuard::check_body) and hands the same bytes on to the handler,
+/// so requests without a body (or whose guards want none) never wait for one. A guard that
+/// wants to see how requests ended implements [`on_response`](RequestGuard::on_response).
+/// Every hook but `check` defaults to doing nothing.
 pub trait RequestGuard: Send + Sync + 'static {
     /// `None` lets the request through; `Some(response)` answers it without routing.
     fn check(&self, request: &http::request::Parts, context: &RequestContext) -> Option<Response>;
+
+    /// How many body bytes this guard wants to read before the request is routed (0: none).
+    /// Asked only for requests that `check` let through and that may carry a body.
+    fn body_limit(&self, _request: &http::request::Parts) -> usize {
+        0
+    }
+
+    /// Sees the buffered body (`None` when it was longer than the limit, so it was passed on
+    /// unread) of a request for which [`body_limit`](RequestGuard::body_limit) was above 0.
+    fn check_body(
+        &self,
+        _request: &http::request::Parts,
+        _body: Option<&Bytes>,
+        _context: &RequestContext,
+    ) -> Option<Response> {
+        None
+    }
+
+    /// Whether [`on_response`](RequestGuard::on_response) should be called; asked once when
+    /// the route table is compiled, so guards that do not watch cost nothing per request.
+    fn watches_responses(&self) -> bool {
+        false
+    }
+
+    /// Sees the head of every response (guards' own answers included) with the request's head.
+    fn on_response(
+        &self,
+        _request: &RequestHead,
+        _response: &http::response::Parts,
+        _context: &RequestContext,
+    ) {
+    }
+}
+
+/// The head of a request, kept for [`RequestGuard::on_response`] after the handler took the
+/// request itself.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// The method.
+    pub method: http::Method,
+    /// The URI (path and query).
+    pub uri: http::Uri,
+    /// The request headers.
+    pub headers: http::HeaderMap,
 }
 
 /// Path parameters of a native route (`/items/{id}` → `[("id", "7")]`), put in the request's
@@ -119,6 +170,7 @@ struct Table {
 /// The immutable result of compiling a [`Table`]: what serves requests.
 struct Dispatcher {
     guards: Vec<Arc<dyn RequestGuard>>,
+    watchers: Vec<Arc<dyn RequestGuard>>,
     native: matchit::Router<Arc<dyn NativeHandler>>,
     has_native: bool,
     axum: Router,
@@ -128,6 +180,7 @@ impl Default for Dispatcher {
     fn default() -> Self {
         Dispatcher {
             guards: Vec::new(),
+            watchers: Vec::new(),
             native: matchit::Router::new(),
             has_native: false,
             axum: Router::new(),
@@ -164,57 +217,172 @@ impl RouterHandle {
     /// Routes one request with the dispatcher current at its arrival.
     pub fn dispatch(
         &self,
-        mut request: http::Request<Body>,
+        request: http::Request<Body>,
         context: RequestContext,
     ) -> impl std::future::Future<Output = Response> + Send + use<> {
-        let dispatcher = self.0.load();
-        if !dispatcher.guards.is_empty() {
-            let (parts, body) = request.into_parts();
-            if let Some(answer) = dispatcher
-                .guards
-                .iter()
-                .find_map(|g| g.check(&parts, &context))
-            {
-                let answered: BoxFuture<'static, Response> = Box::pin(std::future::ready(answer));
-                return Either::Left(answered);
-            }
-            request = http::Request::from_parts(parts, body);
+        let dispatcher = self.0.load_full();
+        if dispatcher.watchers.is_empty() {
+            return Either::Left(guarded(dispatcher, request, context));
         }
-        let native = if dispatcher.has_native {
-            dispatcher
-                .native
-                .at(request.uri().path())
-                .ok()
-                .map(|matched| {
-                    let params = (!matched.params.is_empty()).then(|| {
-                        let pairs = matched
-                            .params
-                            .iter()
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()));
-                        PathParams(pairs.collect())
-                    });
-                    (matched.value, params)
-                })
-        } else {
-            None
+        let head = RequestHead {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
         };
-        if let Some((handler, params)) = native {
-            if let Some(params) = params {
-                request.extensions_mut().insert(params);
+        let watched: BoxFuture<'static, Response> = Box::pin(async move {
+            let watchers = dispatcher.watchers.clone();
+            let answer = guarded(dispatcher, request, context.clone()).await;
+            let (parts, body) = answer.into_parts();
+            for watcher in &watchers {
+                watcher.on_response(&head, &parts, &context);
             }
-            return Either::Left(handler.call(request, context));
-        }
-        let extensions = request.extensions_mut();
-        extensions.insert(axum::extract::ConnectInfo(context.peer));
-        extensions.insert(context.drain);
-        let router = dispatcher.axum.clone();
-        Either::Right(async move {
-            match router.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        })
+            Response::from_parts(parts, body)
+        });
+        Either::Right(watched)
     }
+}
+
+/// Runs the guards (reading the body first when one asks for it), then routes.
+fn guarded(
+    dispatcher: Arc<Dispatcher>,
+    request: http::Request<Body>,
+    context: RequestContext,
+) -> BoxFuture<'static, Response> {
+    if dispatcher.guards.is_empty() {
+        return route(&dispatcher, request, context);
+    }
+    let (parts, body) = request.into_parts();
+    if let Some(answer) = dispatcher
+        .guards
+        .iter()
+        .find_map(|g| g.check(&parts, &context))
+    {
+        return Box::pin(std::future::ready(answer));
+    }
+    let limit = if may_have_body(&parts) {
+        dispatcher
+            .guards
+            .iter()
+            .map(|g| g.body_limit(&parts))
+            .max()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    if limit == 0 {
+        return route(&dispatcher, http::Request::from_parts(parts, body), context);
+    }
+    Box::pin(async move {
+        let (read, body) = read_body(body, limit).await;
+        if let Some(answer) = dispatcher.guards.iter().find_map(|g| {
+            let wanted = g.body_limit(&parts);
+            let seen = read
+                .as_ref()
+                .filter(|bytes| wanted > 0 && bytes.len() <= wanted);
+            (wanted > 0)
+                .then(|| g.check_body(&parts, seen, &context))
+                .flatten()
+        }) {
+            return answer;
+        }
+        route(&dispatcher, http::Request::from_parts(parts, body), context).await
+    })
+}
+
+/// Whether a request announces a body: a non-zero `content-length` or a transfer encoding.
+/// Only such requests are asked for [`RequestGuard::body_limit`].
+pub fn may_have_body(parts: &http::request::Parts) -> bool {
+    if parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return true;
+    }
+    parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
+}
+
+/// Reads at most `limit` bytes of `body`. A body that ends within the limit comes back whole
+/// (and as the handler's body); a longer one comes back `None`, with the chunks already read
+/// put in front of the rest so the handler still sees every byte.
+async fn read_body(body: Body, limit: usize) -> (Option<Bytes>, Body) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        match stream.next().await {
+            None => break,
+            Some(Ok(chunk)) => {
+                total += chunk.len();
+                chunks.push(chunk);
+                if total > limit {
+                    let read = futures::stream::iter(chunks.into_iter().map(Ok::<_, axum::Error>));
+                    return (None, Body::from_stream(read.chain(stream)));
+                }
+            }
+            Some(Err(error)) => {
+                // Hand the failure on: the handler answers it the way it answers any broken body.
+                let read = futures::stream::iter(chunks.into_iter().map(Ok::<_, axum::Error>));
+                let failed = futures::stream::once(async move { Err(error) });
+                return (None, Body::from_stream(read.chain(failed)));
+            }
+        }
+    }
+    let bytes = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => {
+            let mut joined = bytes::BytesMut::with_capacity(total);
+            for chunk in &chunks {
+                joined.extend_from_slice(chunk);
+            }
+            joined.freeze()
+        }
+    };
+    (Some(bytes.clone()), Body::from(bytes))
+}
+
+/// Routes a request that passed the guards: native handlers first, then axum.
+fn route(
+    dispatcher: &Dispatcher,
+    mut request: http::Request<Body>,
+    context: RequestContext,
+) -> BoxFuture<'static, Response> {
+    let native = if dispatcher.has_native {
+        dispatcher
+            .native
+            .at(request.uri().path())
+            .ok()
+            .map(|matched| {
+                let params = (!matched.params.is_empty()).then(|| {
+                    let pairs = matched
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+                    PathParams(pairs.collect())
+                });
+                (matched.value, params)
+            })
+    } else {
+        None
+    };
+    if let Some((handler, params)) = native {
+        if let Some(params) = params {
+            request.extensions_mut().insert(params);
+        }
+        return handler.call(request, context);
+    }
+    let extensions = request.extensions_mut();
+    extensions.insert(axum::extract::ConnectInfo(context.peer));
+    extensions.insert(context.drain);
+    let router = dispatcher.axum.clone();
+    Box::pin(async move {
+        match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    })
 }
 
 impl RouteTable {
@@ -420,6 +588,12 @@ fn compile(table: &Table) -> std::result::Result<Dispatcher, String> {
     })?;
     Ok(Dispatcher {
         guards: table.guards.iter().map(|(_, g)| g.clone()).collect(),
+        watchers: table
+            .guards
+            .iter()
+            .filter(|(_, g)| g.watches_responses())
+            .map(|(_, g)| g.clone())
+            .collect(),
         has_native: !table.natives.is_empty(),
         native,
         axum,
@@ -521,6 +695,85 @@ mod tests {
             get_path(&table, "/fast?secret=1").await,
             (200, "fast".into())
         );
+    }
+
+    #[tokio::test]
+    async fn guards_can_read_bodies_and_watch_responses() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct BodyGuard {
+            not_found: Arc<AtomicUsize>,
+        }
+        impl RequestGuard for BodyGuard {
+            fn check(&self, _: &http::request::Parts, _: &RequestContext) -> Option<Response> {
+                None
+            }
+            fn body_limit(&self, _: &http::request::Parts) -> usize {
+                16
+            }
+            fn check_body(
+                &self,
+                _: &http::request::Parts,
+                body: Option<&Bytes>,
+                _: &RequestContext,
+            ) -> Option<Response> {
+                let evil = body.is_some_and(|b| b.windows(4).any(|w| w == b"evil"));
+                evil.then(|| (http::StatusCode::FORBIDDEN, "no").into_response())
+            }
+            fn watches_responses(&self) -> bool {
+                true
+            }
+            fn on_response(
+                &self,
+                _: &RequestHead,
+                response: &http::response::Parts,
+                _: &RequestContext,
+            ) {
+                if response.status == http::StatusCode::NOT_FOUND {
+                    self.not_found.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let table = RouteTable::new();
+        let echo = axum::routing::post(|body: String| async move { body });
+        table
+            .mount("a", "/", Router::new().route("/echo", echo))
+            .unwrap();
+        let not_found = Arc::new(AtomicUsize::new(0));
+        table
+            .guard(
+                "g",
+                BodyGuard {
+                    not_found: not_found.clone(),
+                },
+            )
+            .unwrap();
+        let post = |body: &'static str| {
+            http::Request::builder()
+                .method("POST")
+                .uri("/echo")
+                .header("content-length", body.len())
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let read = |response: Response| async move {
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        };
+        assert_eq!(
+            read(table.dispatch(post("hello")).await).await,
+            (200, "hello".into())
+        );
+        assert_eq!(read(table.dispatch(post("an evil one")).await).await.0, 403);
+        let long = "evil but longer than the limit, so passed on unread";
+        assert_eq!(
+            read(table.dispatch(post(long)).await).await,
+            (200, long.into())
+        );
+        assert_eq!(get_path(&table, "/missing").await.0, 404);
+        assert_eq!(not_found.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
