@@ -7,16 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use magauth::{AuthConfig, Hs256Signer, MagAuth};
 use maggate::{GateConfig, MagGate};
-use magmobo::auth::{ApiKeyAuth, AuthOptions, CreatedKey, KeyStore};
+use magmobo::auth::{ApiKeyAuth, AuthOptions, CreatedKey, JwtConfig, KeyStore};
 use magmobo::bios::RenderStyle;
-use magmobo::cache::MokaCache;
+use magmobo::cache::{MokaCache, RedisCache};
 use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
-use magmobo::queue::MemoryQueue;
+use magmobo::queue::{MemoryQueue, RedisQueue};
 use magmobo::roles::storage::Value;
 use magmobo::storage::{SqlStorage, StorageOptions};
-use sentinel::{AuditLog, SqlGuardPatrol};
+use sentinel::{AuditLog, Sentinel};
 
 use crate::settings::{self, Flags, Loaded, PROJECT_FILE};
 use crate::sql_split;
@@ -42,12 +43,70 @@ fn project_dir(cli_project: &Option<PathBuf>) -> PathBuf {
     cli_project.clone().unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The settings for a command acting on `project` with `args`.
+pub(crate) fn load_for(project: &Path, args: &ServerArgs) -> std::result::Result<Loaded, Failure> {
+    load(project, args)
+}
+
 fn load(project: &Path, args: &ServerArgs) -> std::result::Result<Loaded, Failure> {
     let flags = Flags {
         listen: args.listen.clone(),
         database_url: args.database_url.clone(),
+        redis_url: args.redis_url.clone(),
     };
-    Ok(settings::load(project, &flags)?)
+    let mut loaded = settings::load(project, &flags)?;
+    if let Some(path) = &args.postgrest_config {
+        let pgrst = crate::postgrest_config::load(path)?;
+        apply_postgrest(&mut loaded, pgrst, args);
+    }
+    Ok(loaded)
+}
+
+/// PostgREST mode: the file's settings override the project's (flags still win), the API
+/// moves to `/`, and requests without credentials run as `db-anon-role`, as in PostgREST.
+fn apply_postgrest(
+    loaded: &mut Loaded,
+    pgrst: crate::postgrest_config::PostgrestConfig,
+    args: &ServerArgs,
+) {
+    let s = &mut loaded.settings;
+    let mut set = Vec::new();
+    if let (Some(uri), None) = (&pgrst.db_uri, &args.database_url) {
+        s.database_url = uri.clone();
+        set.push("database_url");
+    }
+    if let (Some(listen), None) = (pgrst.listen(), &args.listen) {
+        s.listen = listen;
+        set.push("listen");
+    }
+    if let Some(rows) = pgrst.db_max_rows {
+        s.max_rows = Some(rows);
+        set.push("max_rows");
+    }
+    if let Some(secret) = pgrst.hs256_secret() {
+        s.jwt_secret = Some(secret.to_owned());
+        set.push("jwt_secret");
+    }
+    if let Some(aud) = &pgrst.jwt_aud {
+        s.jwt_aud = Some(aud.clone());
+        set.push("jwt_aud");
+    }
+    if let Some(pool) = pgrst.db_pool {
+        s.pool_size = pool;
+        set.push("pool_size");
+    }
+    s.rest_prefix = "/".into();
+    s.require_api_key = false;
+    set.extend(["rest_prefix", "require_api_key"]);
+    for (name, source) in loaded.sources.iter_mut() {
+        if set.contains(name) {
+            *source = settings::Source::Flag;
+        }
+    }
+    if let Some(warning) = pgrst.warning() {
+        eprintln!("magflock: {warning}");
+    }
+    loaded.postgrest = Some(pgrst);
 }
 
 /// Runs the parsed command line.
@@ -60,8 +119,12 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Doctor(args) => doctor(&load(&project, &args)?, args.json).await,
         Command::Config { server } => config(&load(&project, &server)?, server.json),
         Command::Keys(command) => keys(&project, command).await,
+        Command::Agents(command) => crate::agents_cli::run(&project, command).await,
         Command::Sentinel(crate::SentinelCommand::Scan { requests }) => crate::scan::run(requests),
         Command::Logs(args) => crate::logs::run(&load(&project, &args.server)?, &args).await,
+        Command::Test { url, table, server } => {
+            crate::attack::run(&load(&project, &server)?, url, table, server.json).await
+        }
     }
 }
 
@@ -156,32 +219,141 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
             s.listen
         ))
     })?;
-    let gate = MagGate::new(GateConfig {
+    let mut gate_config = GateConfig {
         prefix: s.rest_prefix.clone(),
+        // `magflock agents` manages them; the tables are created on first boot.
+        agents: Some(maggate::agents::AgentsConfig::default()),
         max_rows: s.max_rows,
         max_body_bytes: s.max_body_bytes,
         schema_poll: (s.schema_poll_secs > 0).then(|| Duration::from_secs(s.schema_poll_secs)),
+        read_cache: (s.read_cache_secs > 0).then(|| maggate::ReadCacheConfig {
+            ttl: Duration::from_secs(s.read_cache_secs),
+            ..maggate::ReadCacheConfig::default()
+        }),
         ..GateConfig::default()
-    });
+    };
+    if let Some(p) = &loaded.postgrest {
+        // PostgREST's semantics: the role comes from the token (or db-anon-role) and the
+        // database enforces what it may do; no agents, no accounts API.
+        gate_config.agents = None;
+        gate_config.switch_role = true;
+        gate_config.anon_role = p.db_anon_role.clone();
+        gate_config.aggregates_enabled = p.db_aggregates_enabled.unwrap_or(false);
+        gate_config.pre_request = p.db_pre_request.clone();
+        if let Some(schemas) = &p.db_schemas {
+            gate_config.schemas = schemas.clone();
+        }
+        if let Some(tx_end) = p.tx_end() {
+            gate_config.tx_end = tx_end;
+        }
+    }
+    let gate = MagGate::new(gate_config);
     let auth = ApiKeyAuth::new(AuthOptions {
         require_key: s.require_api_key,
+        anon_role: loaded
+            .postgrest
+            .as_ref()
+            .and_then(|p| p.db_anon_role.clone())
+            .unwrap_or_else(|| "anon".into()),
+        jwt: jwt_config(loaded),
         ..AuthOptions::default()
     });
-    Ok(Motherboard::builder()
+    let storage = SqlStorage::connect(
+        &s.database_url,
+        StorageOptions::default().max_connections(s.pool_size),
+    )
+    .map_err(|e| {
+        Failure::Message(format!(
+            "{e}. Check --database-url / MAGFLOCK_DATABASE_URL (now {})",
+            settings::mask_url(&s.database_url)
+        ))
+    })?;
+    let mut board = Motherboard::builder()
         .name("MagFlock")
         .require(Slot::Storage)
-        // RAM and GPU are in-process by default; nothing uses them yet (MagGate's read cache
-        // and webhooks will), but they are real components and show on the POST screen.
-        .with((
-            HyperCpu::new(address),
-            MokaCache::new(10_000),
-            MemoryQueue::new(),
-        ))
-        .with((storage(loaded)?, auth))
+        .with(HyperCpu::new(address))
+        .with((storage, auth));
+    // RAM and GPU: in-process by default, Redis (shared, durable) with --redis-url.
+    board = match &s.redis_url {
+        Some(url) => board.with((RedisCache::new(url.clone()), RedisQueue::new(url.clone()))),
+        None => board.with((MokaCache::new(10_000), MemoryQueue::new())),
+    };
+    board = board
         .required_extension(gate)
         .extension(AuditLog::default())
-        .patrol(SqlGuardPatrol::default())
-        .build()?)
+        // SQLGuard, APIWatch, AuthSentry, DataFlow inline on every request; the analyzer behind.
+        .patrol(Sentinel::default());
+    // End-user accounts (GoTrue's /auth/v1), signing with the secret the PSU verifies.
+    if let (Some(secret), None) = (&s.jwt_secret, &loaded.postgrest) {
+        board = board.extension(MagAuth::new(
+            AuthConfig::default(),
+            Hs256Signer::new(secret),
+        ));
+    }
+    Ok(board.build()?)
+}
+
+/// The settings with a JWT secret: the configured one, or (zero config) one generated on
+/// first boot and kept in the project's database, so JWTs and `/auth/v1` work at once.
+async fn with_jwt_secret(loaded: &Loaded) -> std::result::Result<Loaded, Failure> {
+    let s = &loaded.settings;
+    if s.jwt_secret.is_some() || s.jwks_file.is_some() || loaded.postgrest.is_some() {
+        return Ok(loaded.clone());
+    }
+    let db = storage(loaded)?;
+    let table =
+        "CREATE TABLE _magmobo_magflock_secrets (name VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)";
+    db.migrate(
+        "magflock",
+        &[magmobo::roles::storage::Migration::portable(
+            1, "secrets", table,
+        )],
+    )
+    .await?;
+    let d = db.dialect();
+    let read = format!(
+        "SELECT value FROM _magmobo_magflock_secrets WHERE name = {}",
+        d.placeholder(1)
+    );
+    let name = Value::Text("jwt_secret".into());
+    let existing = db.query(&read, std::slice::from_ref(&name)).await?;
+    let secret = match existing.first() {
+        Some(row) => row.get_text("value")?,
+        None => {
+            let secret = magauth::random_token();
+            let insert = format!(
+                "INSERT INTO _magmobo_magflock_secrets (name, value) VALUES ({})",
+                d.placeholders(2)
+            );
+            db.execute(&insert, &[name, Value::Text(secret.clone())])
+                .await?;
+            secret
+        }
+    };
+    let _ = db.stop(StopMode::Fast).await;
+    let mut out = loaded.clone();
+    out.settings.jwt_secret = Some(secret);
+    Ok(out)
+}
+
+/// JWT verification from `jwt_secret`, `jwks_file` and `jwt_aud`; `None` when neither key
+/// source is set (API keys only). Bad keys are reported by the PSU on the POST screen.
+fn jwt_config(loaded: &Loaded) -> Option<JwtConfig> {
+    let s = &loaded.settings;
+    if s.jwt_secret.is_none() && s.jwks_file.is_none() {
+        return None;
+    }
+    let mut config = JwtConfig::new();
+    if let Some(secret) = &s.jwt_secret {
+        config = config.with_secret(secret.clone());
+    }
+    if let Some(file) = &s.jwks_file {
+        config = config.with_jwks_file(loaded.project.join(file));
+    }
+    if let Some(aud) = &s.jwt_aud {
+        config = config.with_audience(aud.clone());
+    }
+    Some(config)
 }
 
 fn style(json: bool) -> RenderStyle {
@@ -199,6 +371,7 @@ async fn start(loaded: &Loaded, json: bool) -> Outcome {
         print_keys(&anon, &service);
         println!();
     }
+    let loaded = &with_jwt_secret(loaded).await?;
     let board = build_board(loaded)?;
     match board.run_until_signal(style(json)).await {
         Ok(()) => Ok(()),
@@ -208,6 +381,7 @@ async fn start(loaded: &Loaded, json: bool) -> Outcome {
 }
 
 async fn doctor(loaded: &Loaded, json: bool) -> Outcome {
+    let loaded = &with_jwt_secret(loaded).await?;
     let board = build_board(loaded)?;
     let report = board.self_test().await;
     println!("{}", magmobo::bios::render(&report, style(json)));
@@ -221,6 +395,7 @@ async fn doctor(loaded: &Loaded, json: bool) -> Outcome {
 fn config(loaded: &Loaded, json: bool) -> Outcome {
     let mut shown = loaded.settings.clone();
     shown.database_url = settings::mask_url(&shown.database_url);
+    shown.jwt_secret = shown.jwt_secret.as_ref().map(|_| "***".to_owned());
     if json {
         let value = serde_json::json!({
             "project": loaded.project.display().to_string(),

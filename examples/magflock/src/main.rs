@@ -3,8 +3,11 @@
 //! Built only from MagMoBo's public API, the way a user builds their own board: a hyper CPU,
 //! an SQL storage chosen by URL, the API-key PSU and the MagGate REST extension.
 
+mod agents_cli;
+mod attack;
 mod commands;
 mod logs;
+mod postgrest_config;
 mod scan;
 mod settings;
 mod sql_split;
@@ -74,14 +77,102 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// AI agents: service accounts with grants, approval rules and a rate limit; approve or
+    /// reject their parked operations.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Sentinel tools.
     #[command(subcommand)]
     Sentinel(SentinelCommand),
+    /// Attack a running server (SQL injection, scanner burst, key brute force, bulk read)
+    /// and report what was blocked, throttled or only logged; non-zero exit when a defense
+    /// did not hold.
+    #[command(
+        after_help = "Run it against this project's server, started in another terminal:\n  magflock start &\n  magflock test\n  magflock test --url http://127.0.0.1:8080 --table notes --json\n\nIt creates a temporary API key in the project's database and revokes it at the end.\nThe threat analyzer may block your address for a while afterwards, as it would an attacker."
+    )]
+    Test {
+        /// The server's base URL (default: http:// + the configured listen address).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Table to aim at (default: the first table the API lists).
+        #[arg(long)]
+        table: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Read the audit log: blocked attacks, rejected keys, extension changes.
     #[command(
         after_help = "Examples:\n  magflock logs --kind threat --since 1h\n  magflock logs --follow --json\n  magflock logs --verify"
     )]
     Logs(LogsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsCommand {
+    /// Create an agent and its API key (printed once).
+    #[command(
+        after_help = "Examples:\n  magflock agents create --name reporter --grant orders:select\n  magflock agents create --name janitor --grant todos:select,update,delete:id,title,done \\\n      --rows todos:owner=janitor --approve delete --approve 'update>10@todos' --rate 5/20\n\n--grant TABLE:OPERATIONS[:COLUMNS]   operations: select, insert, update, delete\n--rows TABLE:COLUMN=VALUE[|VALUE]     rows the grant is limited to\n--approve OP[>ROWS][@TABLE]           operations parked until a human approves\n--rate PER_SECOND/BURST               the agent's own rate limit"
+    )]
+    Create {
+        /// Letters, digits, '-' or '_'.
+        #[arg(long)]
+        name: String,
+        /// A table grant (repeat for more tables).
+        #[arg(long, value_name = "TABLE:OPS[:COLUMNS]")]
+        grant: Vec<String>,
+        /// Limit a granted table to rows where a column has one of the values.
+        #[arg(long, value_name = "TABLE:COLUMN=VALUES")]
+        rows: Vec<String>,
+        /// An approval rule (repeat for more).
+        #[arg(long, value_name = "OP[>ROWS][@TABLE]")]
+        approve: Vec<String>,
+        /// Requests per second and burst.
+        #[arg(long, value_name = "PER_SECOND/BURST")]
+        rate: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List agents and their grants.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke an agent and its key.
+    Revoke {
+        /// The agent's name.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List parked operations (tickets).
+    #[command(after_help = "Example:\n  magflock agents tickets --status pending")]
+    Tickets {
+        /// pending, approved, executing, executed, rejected or expired.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Approve a ticket; it runs when the agent next polls it.
+    Approve {
+        /// The ticket id.
+        ticket: String,
+        /// Who approves (recorded on the ticket).
+        #[arg(long, default_value = "cli")]
+        by: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Reject a ticket; nothing is run.
+    Reject {
+        /// The ticket id.
+        ticket: String,
+        /// Who rejects (recorded on the ticket).
+        #[arg(long, default_value = "cli")]
+        by: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +223,13 @@ struct ServerArgs {
     /// Database URL: sqlite://file.db, postgres://..., mysql://... [env: MAGFLOCK_DATABASE_URL].
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Redis for the cache and a durable job queue: redis://127.0.0.1:6379 [env: MAGFLOCK_REDIS_URL].
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+    /// Run from a PostgREST configuration file (db-uri, db-schemas, db-anon-role,
+    /// jwt-secret, db-max-rows, db-tx-end, server-port...): PostgREST mode, API at `/`.
+    #[arg(long, value_name = "FILE")]
+    postgrest_config: Option<PathBuf>,
     /// Print machine-readable JSON.
     #[arg(long)]
     json: bool,

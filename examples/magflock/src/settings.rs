@@ -33,6 +33,15 @@ pub struct Settings {
     pub jwks_file: Option<String>,
     /// The audience JWTs must name in `aud` (unchecked when absent).
     pub jwt_aud: Option<String>,
+    /// Redis URL: when set, the RAM slot (cache) and the GPU slot (durable job queue) use
+    /// Redis instead of their in-process drivers.
+    pub redis_url: Option<String>,
+    /// Seconds MagGate keeps GET answers in the RAM slot (0, the default, turns the read
+    /// cache off). Writes through the API drop them at once; plain SQL writes are seen when
+    /// they expire.
+    pub read_cache_secs: u64,
+    /// Database connections in the pool.
+    pub pool_size: u32,
 }
 
 impl Default for Settings {
@@ -48,6 +57,9 @@ impl Default for Settings {
             jwt_secret: None,
             jwks_file: None,
             jwt_aud: None,
+            redis_url: None,
+            read_cache_secs: 0,
+            pool_size: 10,
         }
     }
 }
@@ -73,6 +85,8 @@ pub struct Flags {
     pub listen: Option<String>,
     /// `--database-url`.
     pub database_url: Option<String>,
+    /// `--redis-url`.
+    pub redis_url: Option<String>,
 }
 
 /// Settings plus the source of each.
@@ -84,6 +98,9 @@ pub struct Loaded {
     pub sources: Vec<(&'static str, Source)>,
     /// The project folder.
     pub project: PathBuf,
+    /// A PostgREST configuration file given with `--postgrest-config`, already applied to
+    /// `settings`; MagGate takes the rest of it (schemas, anon role, tx end...).
+    pub postgrest: Option<crate::postgrest_config::PostgrestConfig>,
 }
 
 /// Errors loading settings; each says what to fix.
@@ -130,6 +147,9 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         ("jwt_secret", Source::Default),
         ("jwks_file", Source::Default),
         ("jwt_aud", Source::Default),
+        ("redis_url", Source::Default),
+        ("read_cache_secs", Source::Default),
+        ("pool_size", Source::Default),
     ];
     let mut mark = |name: &str, source: Source| {
         if let Some(entry) = sources.iter_mut().find(|(n, _)| *n == name) {
@@ -200,15 +220,40 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         ),
         ("jwks_file", "MAGFLOCK_JWKS_FILE", &mut settings.jwks_file),
         ("jwt_aud", "MAGFLOCK_JWT_AUD", &mut settings.jwt_aud),
+        ("redis_url", "MAGFLOCK_REDIS_URL", &mut settings.redis_url),
     ] {
         if let Some(v) = env(var) {
             *slot = Some(v);
             mark(name, Source::Env);
         }
     }
+    if let Some(v) = env("MAGFLOCK_READ_CACHE_SECS") {
+        settings.read_cache_secs = v.parse().map_err(|_| SettingsError::Env {
+            name: "MAGFLOCK_READ_CACHE_SECS".into(),
+            value: v.clone(),
+            why: "expected a whole number of seconds",
+        })?;
+        mark("read_cache_secs", Source::Env);
+    }
+    if let Some(v) = env("MAGFLOCK_POOL_SIZE") {
+        settings.pool_size =
+            v.parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| SettingsError::Env {
+                    name: "MAGFLOCK_POOL_SIZE".into(),
+                    value: v.clone(),
+                    why: "expected a number of connections, 1 or more",
+                })?;
+        mark("pool_size", Source::Env);
+    }
     if let Some(v) = &flags.listen {
         settings.listen = v.clone();
         mark("listen", Source::Flag);
+    }
+    if let Some(v) = &flags.redis_url {
+        settings.redis_url = Some(v.clone());
+        mark("redis_url", Source::Flag);
     }
     if let Some(v) = &flags.database_url {
         settings.database_url = v.clone();
@@ -220,6 +265,7 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         settings,
         sources,
         project: project.to_path_buf(),
+        postgrest: None,
     })
 }
 
@@ -285,6 +331,17 @@ schema_poll_secs = 5
 # jwt_secret = "..."
 # jwks_file = "jwks.json"
 # jwt_aud = "authenticated"
+# Without jwt_secret and jwks_file, a secret is generated on first boot and kept in the
+# database (table _magmobo_magflock_secrets), so JWTs and the accounts API (/auth/v1) work at once.
+
+# Redis for the cache (RAM) and a durable job queue (GPU), instead of in-process ones.
+# redis_url = "redis://127.0.0.1:6379"
+
+# Seconds GET answers are cached (0 = off). API writes drop cached answers at once.
+read_cache_secs = 0
+
+# Database connections in the pool.
+pool_size = 10
 "#
     .to_owned()
 }

@@ -43,8 +43,13 @@ struct Server {
 
 impl Server {
     fn start(project: &Path, database_url: Option<&str>) -> Server {
+        Server::start_with(project, database_url, &[])
+    }
+
+    fn start_with(project: &Path, database_url: Option<&str>, extra: &[&str]) -> Server {
         let mut child = magflock(project, database_url)
             .args(["start", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -245,4 +250,193 @@ fn sentinel_scan_prints_one_verdict_per_input_line() {
     assert!(requests[0].starts_with("attack "), "{requests:?}");
     assert!(requests[1].starts_with("benign "), "{requests:?}");
     assert!(requests[2].starts_with("attack "), "{requests:?}");
+}
+
+/// Polls `url` with `key` until it stops answering 401 (the server re-reads keys every few
+/// seconds), then returns the answer.
+async fn once_key_known(
+    client: &reqwest::Client,
+    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> reqwest::Response {
+    for _ in 0..40 {
+        let response = request(client).send().await.unwrap();
+        if response.status() != 401 {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the key was never accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_and_the_attack_simulation_through_the_cli() {
+    let project = temp_project();
+    run_ok(
+        magflock(Path::new("."), None)
+            .arg("init")
+            .arg(&project)
+            .arg("--json"),
+    );
+    run_ok(magflock(&project, None).args([
+        "sql",
+        "create table notes (id integer primary key, body text); \
+         create table payroll (id integer primary key, amount integer); \
+         insert into notes (id, body) values (1, 'a'), (2, 'b')",
+    ]));
+    let created: serde_json::Value =
+        serde_json::from_str(&run_ok(magflock(&project, None).args([
+            "agents",
+            "create",
+            "--name",
+            "tidy",
+            "--grant",
+            "notes:select,delete",
+            "--approve",
+            "delete",
+            "--json",
+        ])))
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let server = Server::start(&project, None);
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+
+    // Granted table: rows; the ungranted one: 403 naming it.
+    let read = once_key_known(&client, |c| {
+        c.get(format!("{base}/rest/v1/notes?select=id&order=id"))
+            .header("apikey", &key)
+    })
+    .await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(
+        read.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!([{"id":1},{"id":2}])
+    );
+    let refused = client
+        .get(format!("{base}/rest/v1/payroll"))
+        .header("apikey", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("payroll"),
+        "{body}"
+    );
+
+    // A DELETE waits for a human: 202 with a ticket, approved through the CLI, run on poll.
+    let parked = client
+        .delete(format!("{base}/rest/v1/notes?id=eq.1"))
+        .header("apikey", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parked.status(), 202);
+    let ticket: serde_json::Value = parked.json().await.unwrap();
+    let id = ticket["ticket"].as_str().unwrap().to_owned();
+    let listed =
+        run_ok(magflock(&project, None).args(["agents", "tickets", "--status", "pending"]));
+    assert!(listed.contains(&id), "{listed}");
+    run_ok(magflock(&project, None).args(["agents", "approve", &id, "--by", "test"]));
+    let poll = ticket["poll"].as_str().unwrap().to_owned();
+    let poll_url = if poll.starts_with("http") {
+        poll
+    } else {
+        format!("{base}{poll}")
+    };
+    let status = client
+        .get(&poll_url)
+        .header("apikey", &key)
+        .send()
+        .await
+        .unwrap();
+    let status: serde_json::Value = status.json().await.unwrap();
+    assert_eq!(status["status"], "executed", "{status}");
+    let rows: serde_json::Value = client
+        .get(format!("{base}/rest/v1/notes?select=id"))
+        .header("apikey", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows, serde_json::json!([{"id":2}]));
+
+    // The attack simulation: every defense holds (last: it gets this address blocked).
+    let output = magflock(&project, None)
+        .args(["test", "--url", &base, "--table", "notes"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for attack in [
+        "SQL injection in the query string",
+        "SQL injection in a JSON body",
+        "scanner burst",
+    ] {
+        assert!(report.contains(attack), "{report}");
+    }
+    assert!(!report.contains(" NO "), "{report}");
+    server.stop();
+    let _ = std::fs::remove_dir_all(&project);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgrest_config_runs_magflock_as_postgrest() {
+    let Some(db) = postgres_or_skip("a_postgrest_config_runs_magflock_as_postgrest").await else {
+        return;
+    };
+    let role = format!("mf_web_anon_{}", std::process::id());
+    let setup = format!(
+        "CREATE ROLE {role} NOLOGIN; \
+         create table todos (id integer primary key, task text); \
+         create table secrets (id integer primary key); \
+         insert into todos values (1, 'write tests'); \
+         GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON todos TO {role}"
+    );
+    let project = temp_project();
+    std::fs::create_dir_all(&project).unwrap();
+    run_ok(magflock(&project, Some(&db.url)).args(["sql", &setup]));
+    let conf = project.join("postgrest.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# as PostgREST reads it\ndb-uri = \"{}\"\ndb-schemas = \"public\"\ndb-anon-role = \"{role}\"\ndb-max-rows = 100\n",
+            db.url
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &project,
+        None,
+        &["--postgrest-config", conf.to_str().unwrap()],
+    );
+    let client = reqwest::Client::new();
+    // PostgREST's paths (the API at `/`), no key needed: the anonymous role reads todos...
+    let rows: serde_json::Value = client
+        .get(format!("{}/todos", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows, serde_json::json!([{"id":1,"task":"write tests"}]));
+    // ...and the database refuses what the role was not granted: 401 for the anonymous role.
+    let refused = client
+        .get(format!("{}/secrets", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    server.stop();
+    let cleanup = format!("DROP TABLE todos, secrets; DROP OWNED BY {role}; DROP ROLE {role}");
+    run_ok(magflock(&project, Some(&db.url)).args(["sql", &cleanup]));
+    let _ = std::fs::remove_dir_all(&project);
 }
