@@ -269,10 +269,7 @@ fn request_service(
 + Send
 + 'static {
     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let context = RequestContext {
-            peer,
-            drain: drain.clone(),
-        };
+        let context = RequestContext::new(peer, drain.clone());
         let response = routes.dispatch(request.map(Body::new), context);
         async move { Ok(response.await) }
     })

@@ -351,6 +351,11 @@ impl Storage for SqlStorage {
         self.inner.dialect
     }
 
+    fn pool_usage(&self) -> Option<(u32, u32, u32)> {
+        let (open, idle, max) = SqlStorage::pool_usage(self);
+        Some((open, u32::try_from(idle).unwrap_or(u32::MAX), max))
+    }
+
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let rows: std::result::Result<Vec<Row>, Failure> =
             on_pool!(self.pool(), p => common::fetch(p, sql, params).await);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use magauth::{AuthConfig, Hs256Signer, MagAuth};
 use maggate::{GateConfig, MagGate};
+use magmetrics::MagMetrics;
 use magmobo::auth::{ApiKeyAuth, AuthOptions, CreatedKey, JwtConfig, KeyStore};
 use magmobo::bios::RenderStyle;
 use magmobo::cache::{MokaCache, RedisCache};
@@ -248,6 +249,22 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         }
     }
     let gate = MagGate::new(gate_config);
+    let cache_stats = {
+        let gate = gate.handle();
+        move || gate.read_cache_stats().unwrap_or_default()
+    };
+    let hits = cache_stats.clone();
+    let metrics = MagMetrics::new()
+        .gauge(
+            "maggate_read_cache_hits",
+            "GET answers served from the read cache",
+            move || hits().hits as f64,
+        )
+        .gauge(
+            "maggate_read_cache_misses",
+            "GET answers loaded from the database",
+            move || cache_stats().misses as f64,
+        );
     let auth = ApiKeyAuth::new(AuthOptions {
         require_key: s.require_api_key,
         anon_role: loaded
@@ -281,6 +298,8 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
     board = board
         .required_extension(gate)
         .extension(AuditLog::default())
+        // Prometheus /metrics: requests and latencies by route and status, pool, bus, Sentinel.
+        .extension(metrics)
         // SQLGuard, APIWatch, AuthSentry, DataFlow inline on every request; the analyzer behind.
         .patrol(Sentinel::default());
     // End-user accounts (GoTrue's /auth/v1), signing with the secret the PSU verifies.
@@ -301,8 +320,7 @@ async fn with_jwt_secret(loaded: &Loaded) -> std::result::Result<Loaded, Failure
         return Ok(loaded.clone());
     }
     let db = storage(loaded)?;
-    let table =
-        "CREATE TABLE _magmobo_magflock_secrets (name VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)";
+    let table = "CREATE TABLE _magmobo_magflock_secrets (name VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)";
     db.migrate(
         "magflock",
         &[magmobo::roles::storage::Migration::portable(

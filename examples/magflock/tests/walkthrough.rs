@@ -170,6 +170,23 @@ async fn walkthrough(database_url: Option<&str>) {
         "a request without an API key must be refused"
     );
 
+    // Prometheus metrics saw the read and the refusal (asked before the attack below, which
+    // gets this address blocked, /metrics included).
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    for expected in [
+        r#"magmobo_http_requests_total{method="GET",route="/rest/v1/users",status="200"} 1"#,
+        r#"magmobo_http_requests_total{method="GET",route="/rest/v1/users",status="401"} 1"#,
+        "magmobo_http_request_duration_seconds_bucket",
+        "magmobo_storage_pool_max",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
     let attack = client
         .get(format!("{}/rest/v1/users?id=eq.1' OR '1'='1", server.base))
         .header("apikey", &anon)

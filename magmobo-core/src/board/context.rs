@@ -255,6 +255,11 @@ impl BusHandle {
             })
         }
     }
+    /// The bus's delivery counters (published, dropped, lag...), for metrics and health.
+    pub fn stats(&self) -> crate::bus::BusStats {
+        self.bus.stats()
+    }
+
     /// Publishes a JSON payload. Needs `bus.publish`.
     pub fn publish(&self, topic: &str, payload: serde_json::Value) -> Result<()> {
         self.check(self.publish, caps::BUS_PUBLISH)?;

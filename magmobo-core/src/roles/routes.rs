@@ -37,14 +37,22 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// Raised when the board starts draining.
     pub drain: DrainSignal,
+    /// When the request reached the CPU (for latency metrics in response hooks).
+    pub received: std::time::Instant,
 }
 
 impl RequestContext {
     /// A context for requests that did not come through a socket (tests, in-process calls).
     pub fn local() -> Self {
+        RequestContext::new(SocketAddr::from(([127, 0, 0, 1], 0)), DrainSignal::new())
+    }
+
+    /// A context for a request from `peer`, received now.
+    pub fn new(peer: SocketAddr, drain: DrainSignal) -> Self {
         RequestContext {
-            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
-            drain: DrainSignal::new(),
+            peer,
+            drain,
+            received: std::time::Instant::now(),
         }
     }
 }

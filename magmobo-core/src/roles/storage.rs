@@ -200,6 +200,11 @@ pub trait Transaction: Send {
 pub trait Storage: Component {
     /// The SQL dialect.
     fn dialect(&self) -> Dialect;
+    /// Connections `(open, idle, max)` of the driver's pool, for metrics; `None` when the
+    /// driver has no pool.
+    fn pool_usage(&self) -> Option<(u32, u32, u32)> {
+        None
+    }
     /// Runs a statement returning rows.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
     /// Runs a statement; returns affected rows.
