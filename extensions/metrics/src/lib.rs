@@ -367,8 +367,8 @@ mod tests {
         let m = MagMetrics::new().gauge("answer", "A custom gauge", || 42.0);
         let text = m.metrics.render(None, None);
         for name in [
-            "magmobo_http_requests",
             "magmobo_storage_pool_max",
+            "magmobo_bus_dropped",
             "magmobo_answer 42",
         ] {
             assert!(text.contains(name), "{name} in {text}");
