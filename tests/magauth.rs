@@ -21,6 +21,7 @@ use magmobo::axum::body::{Body, to_bytes};
 use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::storage::{SqlStorage, StorageOptions};
+use magmobo_integration_tests::node::{js_dir, npm_ready};
 use magmobo_integration_tests::services::{in_ci, mysql_or_skip, postgres_or_skip};
 use serde_json::{Value as Json, json};
 
@@ -863,32 +864,6 @@ async fn accounts_on_postgres_with_rls() {
     .await;
     core_flow(&env, &role).await;
     env.board.shutdown(StopMode::Fast).await.unwrap();
-}
-
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
-}
-
-/// `None` (only outside CI) when node or npm is missing; installs tests/js once.
-fn npm_ready(test: &str) -> Option<()> {
-    let have = |tool: &str| {
-        Process::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !(have("node") && have("npm")) {
-        assert!(!in_ci(), "{test}: node and npm are required in CI");
-        eprintln!("SKIPPED {test}: node/npm not installed");
-        return None;
-    }
-    let status = Process::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(js_dir())
-        .status()
-        .unwrap();
-    assert!(status.success(), "npm install in tests/js failed");
-    Some(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use maggate::{GateConfig, MagGate};
 use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::storage::{SqlStorage, StorageOptions};
+use magmobo_integration_tests::node::{js_dir, npm_ready};
 use magmobo_integration_tests::services::{in_ci, postgres_or_skip};
 
 const FIXTURE: [&str; 4] = [
@@ -28,37 +29,6 @@ const POSTGRES_FUNCTIONS: [&str; 2] = [
     "CREATE FUNCTION add(a integer, b integer) RETURNS integer \
      LANGUAGE sql IMMUTABLE AS $$ SELECT a + b $$",
 ];
-
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
-}
-
-/// Installs the client once per run; `None` (only outside CI) when node or npm is missing.
-fn npm_ready(test: &str) -> Option<()> {
-    let have = |tool: &str| {
-        Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !(have("node") && have("npm")) {
-        assert!(!in_ci(), "{test}: node and npm are required in CI");
-        eprintln!("SKIPPED {test}: node/npm not installed");
-        return None;
-    }
-    static INSTALL: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut installed = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if !*installed {
-        let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(js_dir())
-            .status()
-            .unwrap();
-        assert!(status.success(), "npm install in tests/js failed");
-        *installed = true;
-    }
-    Some(())
-}
 
 async fn run_client(database_url: &str, postgres: bool) {
     let setup = SqlStorage::connect(database_url, StorageOptions::default()).unwrap();

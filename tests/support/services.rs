@@ -195,24 +195,6 @@ pub async fn mysql_or_skip(test: &str) -> Option<TempDatabase> {
     temp_database(test, Server::MySql, mysql_url()).await
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_names_replace_the_path() {
-        let cases = [
-            ("postgres://u@h:5432/postgres", "postgres://u@h:5432/x"),
-            (
-                "mysql://root@h/test?ssl-mode=disabled",
-                "mysql://root@h/x?ssl-mode=disabled",
-            ),
-            ("postgres://u@h", "postgres://u@h/x"),
-        ];
-        for (url, expected) in cases {
-            assert_eq!(super::with_database(url, "x"), expected);
-        }
-    }
-}
-
 /// MQTT broker URL from `MQTT_URL`, default `mqtt://127.0.0.1:1883`.
 pub fn mqtt_url() -> String {
     std::env::var("MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".to_owned())
@@ -244,4 +226,22 @@ pub async fn mqtt_or_skip(test: &str) -> Option<String> {
     );
     eprintln!("SKIPPED {test}: no MQTT broker at {url}; run scripts/test-services.sh");
     None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_replace_the_path() {
+        let cases = [
+            ("postgres://u@h:5432/postgres", "postgres://u@h:5432/x"),
+            (
+                "mysql://root@h/test?ssl-mode=disabled",
+                "mysql://root@h/x?ssl-mode=disabled",
+            ),
+            ("postgres://u@h", "postgres://u@h/x"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(super::with_database(url, "x"), expected);
+        }
+    }
 }

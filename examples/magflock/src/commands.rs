@@ -18,7 +18,7 @@ use magmobo::prelude::*;
 use magmobo::queue::{MemoryQueue, RedisQueue};
 use magmobo::roles::storage::Value;
 use magmobo::storage::{SqlStorage, StorageOptions};
-use sentinel::{AuditLog, Sentinel};
+use sentinel::{AuditLog, Sentinel, SentinelConfig};
 
 use crate::settings::{self, Flags, Loaded, PROJECT_FILE};
 use crate::sql_split;
@@ -301,7 +301,7 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         // Prometheus /metrics: requests and latencies by route and status, pool, bus, Sentinel.
         .extension(metrics)
         // SQLGuard, APIWatch, AuthSentry, DataFlow inline on every request; the analyzer behind.
-        .patrol(Sentinel::default());
+        .patrol(sentinel(s));
     // End-user accounts (GoTrue's /auth/v1), signing with the secret the PSU verifies.
     if let (Some(secret), None) = (&s.jwt_secret, &loaded.postgrest) {
         board = board.extension(MagAuth::new(
@@ -343,15 +343,51 @@ async fn with_jwt_secret(loaded: &Loaded) -> std::result::Result<Loaded, Failure
                 "INSERT INTO _magmobo_magflock_secrets (name, value) VALUES ({})",
                 d.placeholders(2)
             );
-            db.execute(&insert, &[name, Value::Text(secret.clone())])
-                .await?;
-            secret
+            match db
+                .execute(&insert, &[name.clone(), Value::Text(secret.clone())])
+                .await
+            {
+                Ok(_) => secret,
+                // Another instance booting at the same time stored one first: use it.
+                Err(_) => db
+                    .query(&read, std::slice::from_ref(&name))
+                    .await?
+                    .first()
+                    .ok_or_else(|| {
+                        Failure::Message("cannot store the generated JWT secret".into())
+                    })?
+                    .get_text("value")?,
+            }
         }
     };
     let _ = db.stop(StopMode::Fast).await;
     let mut out = loaded.clone();
     out.settings.jwt_secret = Some(secret);
     Ok(out)
+}
+
+/// Sentinel's standard agents with the project's rate limits; blocks and buckets shared
+/// through Redis when the project has one, so instances agree.
+fn sentinel(s: &settings::Settings) -> Sentinel {
+    let shared = s.redis_url.as_ref().map(|url| sentinel::agents::Shared {
+        url: url.clone(),
+        namespace: "magflock".into(),
+    });
+    let limit = |rate: f64| (rate > 0.0).then(|| sentinel::Limit::new(rate, rate * 2.0));
+    let watch = sentinel::ApiWatchConfig {
+        per_ip: limit(s.rate_limit_per_ip),
+        per_identity: limit(s.rate_limit_per_identity),
+        shared: shared.clone(),
+        ..sentinel::ApiWatchConfig::default()
+    };
+    Sentinel::new(SentinelConfig {
+        shared,
+        ..SentinelConfig::default()
+    })
+    .agent(sentinel::SqlGuardAgent::new())
+    .agent(sentinel::ApiWatch::new(watch))
+    .agent(sentinel::AuthSentry::default())
+    .agent(sentinel::DataFlow::default())
 }
 
 /// JWT verification from `jwt_secret`, `jwks_file` and `jwt_aud`; `None` when neither key

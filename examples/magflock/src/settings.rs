@@ -42,6 +42,11 @@ pub struct Settings {
     pub read_cache_secs: u64,
     /// Database connections in the pool.
     pub pool_size: u32,
+    /// Sentinel's APIWatch: requests per second per client address (bursts of twice as
+    /// many); 0 turns the limit off.
+    pub rate_limit_per_ip: f64,
+    /// Sentinel's APIWatch: requests per second per identity (API key, token); 0 = off.
+    pub rate_limit_per_identity: f64,
 }
 
 impl Default for Settings {
@@ -60,6 +65,8 @@ impl Default for Settings {
             redis_url: None,
             read_cache_secs: 0,
             pool_size: 10,
+            rate_limit_per_ip: 100.0,
+            rate_limit_per_identity: 200.0,
         }
     }
 }
@@ -150,6 +157,8 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         ("redis_url", Source::Default),
         ("read_cache_secs", Source::Default),
         ("pool_size", Source::Default),
+        ("rate_limit_per_ip", Source::Default),
+        ("rate_limit_per_identity", Source::Default),
     ];
     let mut mark = |name: &str, source: Source| {
         if let Some(entry) = sources.iter_mut().find(|(n, _)| *n == name) {
@@ -247,6 +256,31 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
                 })?;
         mark("pool_size", Source::Env);
     }
+    for (name, var, slot) in [
+        (
+            "rate_limit_per_ip",
+            "MAGFLOCK_RATE_LIMIT_PER_IP",
+            &mut settings.rate_limit_per_ip,
+        ),
+        (
+            "rate_limit_per_identity",
+            "MAGFLOCK_RATE_LIMIT_PER_IDENTITY",
+            &mut settings.rate_limit_per_identity,
+        ),
+    ] {
+        if let Some(v) = env(var) {
+            *slot =
+                v.parse()
+                    .ok()
+                    .filter(|r: &f64| *r >= 0.0)
+                    .ok_or_else(|| SettingsError::Env {
+                        name: var.into(),
+                        value: v.clone(),
+                        why: "expected requests per second (0 turns the limit off)",
+                    })?;
+            mark(name, Source::Env);
+        }
+    }
     if let Some(v) = &flags.listen {
         settings.listen = v.clone();
         mark("listen", Source::Flag);
@@ -342,6 +376,11 @@ read_cache_secs = 0
 
 # Database connections in the pool.
 pool_size = 10
+
+# Sentinel's rate limits (requests per second, bursts of twice as many; 0 = off), per client
+# address and per identity (API key or token).
+rate_limit_per_ip = 100.0
+rate_limit_per_identity = 200.0
 "#
     .to_owned()
 }
