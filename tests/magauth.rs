@@ -8,7 +8,6 @@
 // Tests unwrap freely: a panic with the value is the clearest failure.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Command as Process;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,7 +21,7 @@ use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::storage::{SqlStorage, StorageOptions};
 use magmobo_integration_tests::node::{js_dir, npm_ready};
-use magmobo_integration_tests::services::{in_ci, mysql_or_skip, postgres_or_skip};
+use magmobo_integration_tests::services::{mysql_or_skip, postgres_or_skip};
 use serde_json::{Value as Json, json};
 
 const SECRET: &str = "magauth-integration-secret-long-enough-for-hs256";

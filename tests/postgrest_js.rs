@@ -5,7 +5,6 @@
 // Tests unwrap freely: a panic with the value is the clearest failure.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use maggate::{GateConfig, MagGate};
@@ -13,7 +12,7 @@ use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::storage::{SqlStorage, StorageOptions};
 use magmobo_integration_tests::node::{js_dir, npm_ready};
-use magmobo_integration_tests::services::{in_ci, postgres_or_skip};
+use magmobo_integration_tests::services::postgres_or_skip;
 
 const FIXTURE: [&str; 4] = [
     "CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",

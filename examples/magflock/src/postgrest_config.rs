@@ -152,14 +152,6 @@ pub struct PostgrestConfig {
     pub unknown: Vec<String>,
 }
 
-/// Parses a PostgREST configuration. `$(VAR)` reads the environment; `@file` references
-/// are resolved against the current folder (use [`load`] to resolve them against the
-/// file's folder).
-#[cfg(test)]
-pub fn parse(text: &str) -> Result<PostgrestConfig, PostgrestConfigError> {
-    parse_with(text, Path::new(""), &|name| std::env::var(name).ok())
-}
-
 /// Reads and parses the PostgREST configuration file at `path`, resolving `@file`
 /// references against its folder. Errors name the file.
 pub fn load(path: &Path) -> Result<PostgrestConfig, PostgrestConfigError> {
