@@ -21,7 +21,7 @@ use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
 use magmobo::storage::{SqlStorage, StorageOptions};
 use magmobo_integration_tests::node::{js_dir, npm_ready};
-use magmobo_integration_tests::services::{mysql_or_skip, postgres_or_skip};
+use magmobo_integration_tests::services::{DropRoles, mysql_or_skip, postgres_or_skip};
 use serde_json::{Value as Json, json};
 
 const SECRET: &str = "magauth-integration-secret-long-enough-for-hs256";
@@ -782,42 +782,6 @@ async fn totp_mfa_raises_the_session_to_aal2() {
     env.board.shutdown(StopMode::Fast).await.unwrap();
 }
 
-/// Drops the test's PostgreSQL role when dropped (roles outlive the throw-away database).
-struct DropRole {
-    url: String,
-    role: String,
-}
-
-impl Drop for DropRole {
-    fn drop(&mut self) {
-        let (url, role) = (self.url.clone(), self.role.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let storage = SqlStorage::connect(&url, StorageOptions::default())
-                    .map_err(|e| e.to_string())?;
-                for sql in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
-                    storage
-                        .execute(&sql, &[])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                storage
-                    .stop(StopMode::Fast)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test role {}: {dropped:?}", self.role);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_on_postgres_with_rls() {
     let Some(db) = postgres_or_skip("accounts_on_postgres_with_rls").await else {
@@ -828,10 +792,7 @@ async fn accounts_on_postgres_with_rls() {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let _drop = DropRole {
-        url: db.url.clone(),
-        role: role.clone(),
-    };
+    let _drop = DropRoles::new(&db.url, &[&role]);
     let setup = vec![
         "CREATE TABLE todos (id integer PRIMARY KEY, title text NOT NULL, owner_id text NOT NULL)"
             .to_owned(),

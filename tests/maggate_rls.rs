@@ -26,7 +26,7 @@ use magmobo::prelude::*;
 use magmobo::roles::auth::IdentityKind;
 use magmobo::roles::storage::Dialect;
 use magmobo::storage::{SqlStorage, StorageOptions};
-use magmobo_integration_tests::services::{mysql_or_skip, postgres_or_skip};
+use magmobo_integration_tests::services::{DropRoles, mysql_or_skip, postgres_or_skip};
 use serde_json::{Value as Json, json};
 
 /// A PSU for tests: `Authorization: Bearer <token>` maps to a fixed identity; no header is
@@ -178,52 +178,9 @@ async fn setup(storage: &SqlStorage, roles: &Roles) {
     storage.execute(SEED, &[]).await.unwrap();
 }
 
-/// Drops the run's PostgreSQL roles when dropped, failed tests included (roles outlive
-/// the throw-away database). Declared after the database, so it runs first.
-struct DropRoles {
-    url: String,
-    roles: String,
-}
-
-impl DropRoles {
-    fn new(url: &str, roles: &Roles) -> DropRoles {
-        DropRoles {
-            url: url.to_owned(),
-            roles: format!("{}, {}, {}", roles.user, roles.anon, roles.service),
-        }
-    }
-}
-
-impl Drop for DropRoles {
-    fn drop(&mut self) {
-        let (url, all) = (self.url.clone(), self.roles.clone());
-        // A fresh thread with its own runtime: the boards closed their pools, and this may
-        // run during a panic.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let storage = SqlStorage::connect(&url, StorageOptions::default())
-                    .map_err(|e| e.to_string())?;
-                for sql in [format!("DROP OWNED BY {all}"), format!("DROP ROLE {all}")] {
-                    storage
-                        .execute(&sql, &[])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                storage
-                    .stop(StopMode::Fast)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test roles {}: {dropped:?}", self.roles);
-        }
-    }
+/// Drops the scenario's roles at the end of the test.
+fn drop_roles(url: &str, roles: &Roles) -> DropRoles {
+    DropRoles::new(url, &[&roles.user, &roles.anon, &roles.service])
 }
 
 /// The code-declared twin of the PostgreSQL policy: rows owned by the caller's `sub`, the
@@ -306,7 +263,7 @@ async fn same_everywhere(url: &str) {
     let roles = Roles::new();
     let storage = SqlStorage::connect(url, StorageOptions::default()).unwrap();
     let d = storage.dialect();
-    let _cleanup = (d == Dialect::Postgres).then(|| DropRoles::new(url, &roles));
+    let _cleanup = (d == Dialect::Postgres).then(|| drop_roles(url, &roles));
     setup(&storage, &roles).await;
 
     // Real API keys for the role-based callers.
@@ -689,7 +646,7 @@ async fn postgres_sessions_are_read_only_for_get_and_carry_the_request() {
     };
     let roles = Roles::new();
     let storage = SqlStorage::connect(&db.url, StorageOptions::default()).unwrap();
-    let _cleanup = DropRoles::new(&db.url, &roles);
+    let _cleanup = drop_roles(&db.url, &roles);
     setup(&storage, &roles).await;
     let config = GateConfig {
         pre_request: Some("check_request".into()),

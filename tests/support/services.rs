@@ -228,6 +228,58 @@ pub async fn mqtt_or_skip(test: &str) -> Option<String> {
     None
 }
 
+/// Drops PostgreSQL roles when dropped, even during a panic: roles are cluster-wide, so they
+/// outlive a test's throw-away database.
+pub struct DropRoles {
+    url: String,
+    roles: String,
+}
+
+impl DropRoles {
+    /// Drops `roles` (and what they own) through the admin URL `url` at the end of the test.
+    pub fn new(url: &str, roles: &[&str]) -> DropRoles {
+        DropRoles {
+            url: url.to_owned(),
+            roles: roles.join(", "),
+        }
+    }
+}
+
+impl Drop for DropRoles {
+    fn drop(&mut self) {
+        let (url, all) = (self.url.clone(), self.roles.clone());
+        // A fresh thread with its own runtime: the boards closed their pools, and this may
+        // run during a panic.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let storage = magmobo::storage::SqlStorage::connect(
+                    &url,
+                    magmobo::storage::StorageOptions::default(),
+                )
+                .map_err(|e| e.to_string())?;
+                for sql in [format!("DROP OWNED BY {all}"), format!("DROP ROLE {all}")] {
+                    storage
+                        .execute(&sql, &[])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                storage
+                    .stop(magmobo::part::StopMode::Fast)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test roles {}: {dropped:?}", self.roles);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

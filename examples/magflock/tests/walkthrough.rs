@@ -1,6 +1,7 @@
 //! The quick-start walkthrough (docs/quickstart.md) run against the built binary, as a user
 //! would type it: init, create a table with `magflock sql`, start, read rows with a key, be
-//! refused without one, and see an injection blocked by SQLGuard. On SQLite and PostgreSQL.
+//! refused without one, and see an injection blocked by SQLGuard. On SQLite, PostgreSQL and
+//! MariaDB.
 
 // Tests unwrap freely: a panic with the value is the clearest failure.
 #![allow(clippy::unwrap_used)]
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use magmobo_integration_tests::services::postgres_or_skip;
+use magmobo_integration_tests::services::{mysql_or_skip, postgres_or_skip};
 
 fn magflock(project: &Path, database_url: Option<&str>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_magflock"));
@@ -211,6 +212,14 @@ async fn walkthrough_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walkthrough_on_postgres() {
     let Some(db) = postgres_or_skip("walkthrough_on_postgres").await else {
+        return;
+    };
+    walkthrough(Some(&db.url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walkthrough_on_mariadb() {
+    let Some(db) = mysql_or_skip("walkthrough_on_mariadb").await else {
         return;
     };
     walkthrough(Some(&db.url)).await;
