@@ -74,4 +74,18 @@ for case in "get_by_id.lua get.sql GET by primary key" "list.lua list.sql GET 20
   printf '%-22s %12s %10s %10s %14s %8s %8s\n' "$*" "$rps" "$p50" "$p99" "$tps" "$ratio" "$bad"
   if [ "$bad" != "0" ]; then echo "  ^ $bad answers were not 2xx: the figure is not MagGate's throughput" >&2; fi
 done
+# Sentinel's share: GET by primary key against a second server with Sentinel off, in
+# alternating rounds with the first.
+PROJECT2=$(mktemp -d)
+MAGFLOCK_SENTINEL=false MAGFLOCK_REQUIRE_API_KEY=false "$BIN" --project "$PROJECT2" start \
+  --listen 127.0.0.1:$((PORT + 1)) --database-url "$URL" >/dev/null 2>&1 & PID2=$!
+trap 'kill $PID $PID2 2>/dev/null; wait 2>/dev/null; rm -rf "$PROJECT" "$PROJECT2"; psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$((PORT + 1))/health" >/dev/null && break; sleep 0.1; done
+echo
+printf '%-22s %14s %10s %14s %10s %8s\n' "GET by pk, round" "Sentinel on" p99 "Sentinel off" p99 "on/off"
+for r in 1 2; do
+  read -r on _ onp99 _ < <(wrk_run get_by_id.lua)
+  read -r off _ offp99 _ < <(PORT=$((PORT + 1)) wrk_run get_by_id.lua)
+  printf '%-22s %14s %10s %14s %10s %8s\n' "$r" "$on" "$onp99" "$off" "$offp99" "$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a/b}')"
+done
 rm -rf "$SCRIPTS"

@@ -299,9 +299,13 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         .required_extension(gate)
         .extension(AuditLog::default())
         // Prometheus /metrics: requests and latencies by route and status, pool, bus, Sentinel.
-        .extension(metrics)
+        .extension(metrics);
+    if s.sentinel {
         // SQLGuard, APIWatch, AuthSentry, DataFlow inline on every request; the analyzer behind.
-        .patrol(sentinel(s));
+        board = board.patrol(sentinel(s));
+    } else {
+        tracing::warn!("Sentinel is off (sentinel = false): requests are not inspected");
+    }
     // End-user accounts (GoTrue's /auth/v1), signing with the secret the PSU verifies.
     if let (Some(secret), None) = (&s.jwt_secret, &loaded.postgrest) {
         board = board.extension(MagAuth::new(

@@ -47,6 +47,9 @@ pub struct Settings {
     pub rate_limit_per_ip: f64,
     /// Sentinel's APIWatch: requests per second per identity (API key, token); 0 = off.
     pub rate_limit_per_identity: f64,
+    /// Whether Sentinel's patrol agents run (on by default; off only to measure their cost
+    /// or to debug, since nothing then stops injections, scanners or brute force).
+    pub sentinel: bool,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             pool_size: 10,
             rate_limit_per_ip: 100.0,
             rate_limit_per_identity: 200.0,
+            sentinel: true,
         }
     }
 }
@@ -159,6 +163,7 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         ("pool_size", Source::Default),
         ("rate_limit_per_ip", Source::Default),
         ("rate_limit_per_identity", Source::Default),
+        ("sentinel", Source::Default),
     ];
     let mut mark = |name: &str, source: Source| {
         if let Some(entry) = sources.iter_mut().find(|(n, _)| *n == name) {
@@ -206,6 +211,20 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         })?;
         settings.max_rows = Some(rows);
         mark("max_rows", Source::Env);
+    }
+    if let Some(v) = env("MAGFLOCK_SENTINEL") {
+        settings.sentinel = match v.as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                return Err(SettingsError::Env {
+                    name: "MAGFLOCK_SENTINEL".into(),
+                    value: v,
+                    why: "expected true or false",
+                });
+            }
+        };
+        mark("sentinel", Source::Env);
     }
     if let Some(v) = env("MAGFLOCK_REQUIRE_API_KEY") {
         settings.require_api_key = match v.as_str() {
@@ -381,6 +400,9 @@ pool_size = 10
 # address and per identity (API key or token).
 rate_limit_per_ip = 100.0
 rate_limit_per_identity = 200.0
+
+# Sentinel's patrol agents (SQLGuard, APIWatch, AuthSentry, DataFlow). Keep them on.
+sentinel = true
 "#
     .to_owned()
 }
