@@ -70,19 +70,31 @@ enum Command {
     )]
     Doctor(ServerArgs),
     /// Print the effective configuration (secrets masked) and where each value came from.
+    #[command(
+        after_help = "Examples:\n  magflock config\n  MAGFLOCK_LISTEN=0.0.0.0:8080 magflock config --json"
+    )]
     Config {
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Create, list and revoke API keys.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  magflock keys create --name ci --role service_role\n  magflock keys list\n  magflock keys revoke mf_3f9c2a1b7d4e"
+    )]
     Keys(KeysCommand),
     /// AI agents: service accounts with grants, approval rules and a rate limit; approve or
     /// reject their parked operations.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  magflock agents create --name reporter --grant orders:select\n  magflock agents tickets --status pending\n  magflock agents approve <ticket>"
+    )]
     Agents(AgentsCommand),
     /// Sentinel tools.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  echo \"1' OR '1'='1\" | magflock sentinel scan"
+    )]
     Sentinel(SentinelCommand),
     /// Attack a running server (SQL injection, scanner burst, key brute force, bulk read)
     /// and report what was blocked, throttled or only logged; non-zero exit when a defense
@@ -133,11 +145,13 @@ enum AgentsCommand {
         server: ServerArgs,
     },
     /// List agents and their grants.
+    #[command(after_help = "Examples:\n  magflock agents list\n  magflock agents list --json")]
     List {
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Revoke an agent and its key.
+    #[command(after_help = "Example:\n  magflock agents revoke reporter")]
     Revoke {
         /// The agent's name.
         name: String,
@@ -154,6 +168,7 @@ enum AgentsCommand {
         server: ServerArgs,
     },
     /// Approve a ticket; it runs when the agent next polls it.
+    #[command(after_help = "Example:\n  magflock agents approve 0b7e...-...  --by alice")]
     Approve {
         /// The ticket id.
         ticket: String,
@@ -164,6 +179,7 @@ enum AgentsCommand {
         server: ServerArgs,
     },
     /// Reject a ticket; nothing is run.
+    #[command(after_help = "Example:\n  magflock agents reject 0b7e...-... --by alice")]
     Reject {
         /// The ticket id.
         ticket: String,
@@ -255,11 +271,13 @@ enum KeysCommand {
         server: ServerArgs,
     },
     /// List keys (never their secrets).
+    #[command(after_help = "Examples:\n  magflock keys list\n  magflock keys list --json")]
     List {
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Revoke a key by its id or visible prefix (mf_...).
+    #[command(after_help = "Example:\n  magflock keys revoke mf_3f9c2a1b7d4e")]
     Revoke {
         /// The key's id or prefix.
         id: String,
