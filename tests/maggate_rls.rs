@@ -4,92 +4,53 @@
 //! enforced by MagGate), with the same answers. Plus what only PostgreSQL has: read-only
 //! GET transactions, the pre-request function, unknown roles.
 //!
-//! Role-based callers use real API keys (`ApiKeyAuth` + `KeyStore`). Per-user claims
-//! (`sub`) come from `TokenAuth`, a test-local PSU mapping bearer tokens to identities,
-//! until the tests switch to the PSU's JWTs.
+//! Role-based callers use real API keys (`ApiKeyAuth` + `KeyStore`); per-user claims
+//! (`sub`) come from real HS256 JWTs verified by the same PSU (`ApiKeyAuth` with a
+//! `JwtConfig`, in PostgREST mode).
 
 // Test code: a failed setup step should abort the test loudly, helpers included.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use maggate::policy::{Command, Policies, RowFilter, TablePolicy};
 use maggate::{GateConfig, MagGate, TxEnd};
-use magmobo::auth::{ApiKeyAuth, AuthOptions, KeyStore};
+use magmobo::auth::{ApiKeyAuth, AuthOptions, JwtConfig, KeyStore};
 use magmobo::axum::body::{Body, to_bytes};
-use magmobo::board::BoardBuilder;
 use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
-use magmobo::roles::auth::IdentityKind;
 use magmobo::roles::storage::Dialect;
 use magmobo::storage::{SqlStorage, StorageOptions};
 use magmobo_integration_tests::services::{DropRoles, mysql_or_skip, postgres_or_skip};
 use serde_json::{Value as Json, json};
 
-/// A PSU for tests: `Authorization: Bearer <token>` maps to a fixed identity; no header is
-/// the anonymous role; an unknown token is 401.
-struct TokenAuth {
-    anon_role: String,
-    tokens: HashMap<String, Identity>,
+/// The HS256 secret the tests' PSU verifies and their tokens are signed with.
+const SECRET: &str = "maggate-rls-test-secret-at-least-32-chars";
+
+/// The real PSU in PostgREST mode: no credentials is the anonymous role, a JWT's `role` and
+/// `sub` claims are the caller.
+fn jwt_psu(anon_role: &str) -> ApiKeyAuth {
+    ApiKeyAuth::new(AuthOptions {
+        require_key: false,
+        anon_role: anon_role.to_owned(),
+        jwt: Some(JwtConfig::hs256(SECRET)),
+        ..AuthOptions::default()
+    })
 }
 
-impl TokenAuth {
-    fn new(anon_role: &str) -> Self {
-        TokenAuth {
-            anon_role: anon_role.to_owned(),
-            tokens: HashMap::new(),
-        }
-    }
-
-    fn user(mut self, token: &str, role: &str, sub: &str) -> Self {
-        self.tokens.insert(
-            token.to_owned(),
-            Identity {
-                kind: IdentityKind::User,
-                subject: Some(sub.to_owned()),
-                role: role.to_owned(),
-                claims: json!({ "sub": sub, "role": role }),
-            },
-        );
-        self
-    }
-}
-
-impl ComponentMeta for TokenAuth {
-    fn component_info(&self) -> ComponentInfo {
-        ComponentInfo::new("TokenAuth", "0.0.1", Slot::Psu)
-    }
-}
-
-impl Plug for TokenAuth {
-    fn plug(self, board: &mut BoardBuilder) {
-        board.put_psu(self);
-    }
-}
-
-#[async_trait]
-impl Component for TokenAuth {}
-
-#[async_trait]
-impl Auth for TokenAuth {
-    async fn authenticate(&self, parts: &http::request::Parts) -> Result<Identity, AuthRejection> {
-        let Some(value) = parts.headers.get(http::header::AUTHORIZATION) else {
-            return Ok(Identity::anonymous(self.anon_role.clone()));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        self.tokens.get(token).cloned().ok_or(AuthRejection {
-            status: 401,
-            code: "invalid_token".into(),
-            message: "unknown test token".into(),
-        })
-    }
+/// `Bearer <JWT>` for `sub` acting as database role `role`, valid for an hour.
+fn bearer(role: &str, sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let token = JwtConfig::hs256(SECRET)
+        .sign(&json!({ "sub": sub, "role": role, "exp": exp }))
+        .unwrap();
+    format!("Bearer {token}")
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -247,8 +208,6 @@ async fn send(
     (status, headers, json)
 }
 
-const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
-const BOB: (&str, &str) = ("authorization", "Bearer bob-token");
 const REPR: (&str, &str) = ("prefer", "return=representation");
 const COLS: &str = "select=id,title,owner_id&order=id";
 
@@ -287,11 +246,12 @@ async fn same_everywhere(url: &str) {
         gate_config(d, &roles, TxEnd::Commit),
     )
     .await;
-    let tokens = || {
-        TokenAuth::new(&roles.anon)
-            .user("alice-token", &roles.user, "alice")
-            .user("bob-token", &roles.user, "bob")
-    };
+    let tokens = || jwt_psu(&roles.anon);
+    let (alice_jwt, bob_jwt) = (bearer(&roles.user, "alice"), bearer(&roles.user, "bob"));
+    let (alice, bob) = (
+        ("authorization", alice_jwt.as_str()),
+        ("authorization", bob_jwt.as_str()),
+    );
     let by_user = boot(
         storage.clone(),
         tokens(),
@@ -307,9 +267,9 @@ async fn same_everywhere(url: &str) {
     let ctx = |what: &str| format!("{what} on {d:?}");
 
     // Each user sees only their rows; the service role sees all; anonymous sees none.
-    let (status, _, rows) = send(&by_user, &format!("GET /todos?{COLS}"), &[ALICE], None).await;
+    let (status, _, rows) = send(&by_user, &format!("GET /todos?{COLS}"), &[alice], None).await;
     assert_eq!((status, ids(&rows)), (200, vec![1, 2]), "{}", ctx("alice"));
-    let (_, _, rows) = send(&by_user, &format!("GET /todos?{COLS}"), &[BOB], None).await;
+    let (_, _, rows) = send(&by_user, &format!("GET /todos?{COLS}"), &[bob], None).await;
     assert_eq!(ids(&rows), vec![3], "{}", ctx("bob"));
     let service = [("apikey", service_key.as_str())];
     let (status, _, rows) = send(&by_key, &format!("GET /todos?{COLS}"), &service, None).await;
@@ -327,7 +287,7 @@ async fn same_everywhere(url: &str) {
     let (_, _, rows) = send(
         &by_user,
         &format!("GET /todos?{COLS}&owner_id=eq.bob"),
-        &[ALICE],
+        &[alice],
         None,
     )
     .await;
@@ -338,7 +298,7 @@ async fn same_everywhere(url: &str) {
     let (status, headers, _) = send(
         &by_user,
         "PATCH /todos?id=eq.3",
-        &[ALICE],
+        &[alice],
         Some(json!({ "title": "taken" })),
     )
     .await;
@@ -351,7 +311,7 @@ async fn same_everywhere(url: &str) {
     let (status, _, rows) = send(
         &by_user,
         "DELETE /todos?id=eq.3&select=id",
-        &[ALICE, REPR],
+        &[alice, REPR],
         None,
     )
     .await;
@@ -361,7 +321,7 @@ async fn same_everywhere(url: &str) {
         "{}",
         ctx("alice deleting bob")
     );
-    let (_, _, rows) = send(&by_user, "GET /todos?select=id,title&id=eq.3", &[BOB], None).await;
+    let (_, _, rows) = send(&by_user, "GET /todos?select=id,title&id=eq.3", &[bob], None).await;
     assert_eq!(
         rows,
         json!([{ "id": 3, "title": "bob one" }]),
@@ -372,7 +332,7 @@ async fn same_everywhere(url: &str) {
     let (status, headers, _) = send(
         &by_user,
         "PATCH /todos?id=eq.1",
-        &[ALICE],
+        &[alice],
         Some(json!({ "title": "alice 1" })),
     )
     .await;
@@ -382,7 +342,7 @@ async fn same_everywhere(url: &str) {
         "{}",
         ctx("alice patching her row")
     );
-    let (_, _, rows) = send(&by_user, "GET /todos?select=title&id=eq.1", &[ALICE], None).await;
+    let (_, _, rows) = send(&by_user, "GET /todos?select=title&id=eq.1", &[alice], None).await;
     assert_eq!(
         rows,
         json!([{ "title": "alice 1" }]),
@@ -393,7 +353,7 @@ async fn same_everywhere(url: &str) {
     let (status, _, err) = send(
         &by_user,
         "PATCH /todos?id=eq.1",
-        &[ALICE],
+        &[alice],
         Some(json!({ "owner_id": "bob" })),
     )
     .await;
@@ -409,7 +369,7 @@ async fn same_everywhere(url: &str) {
     let (status, _, err) = send(
         &by_user,
         "POST /todos",
-        &[ALICE],
+        &[alice],
         Some(json!({ "id": 10, "title": "forged", "owner_id": "bob" })),
     )
     .await;
@@ -449,7 +409,7 @@ async fn same_everywhere(url: &str) {
     let (status, _, rows) = send(
         &by_user,
         "POST /todos?select=id,owner_id",
-        &[ALICE, REPR],
+        &[alice, REPR],
         Some(json!({ "id": 12, "title": "mine", "owner_id": "alice" })),
     )
     .await;
@@ -465,7 +425,7 @@ async fn same_everywhere(url: &str) {
     let (status, headers, rows) = send(
         &by_user,
         "POST /todos?select=id",
-        &[ALICE, ("prefer", "return=representation, tx=rollback")],
+        &[alice, ("prefer", "return=representation, tx=rollback")],
         Some(json!({ "id": 20, "title": "draft", "owner_id": "alice" })),
     )
     .await;
@@ -481,13 +441,13 @@ async fn same_everywhere(url: &str) {
         "{}",
         ctx("rolled back")
     );
-    let (_, _, rows) = send(&by_user, "GET /todos?select=id&id=eq.20", &[ALICE], None).await;
+    let (_, _, rows) = send(&by_user, "GET /todos?select=id&id=eq.20", &[alice], None).await;
     assert_eq!(rows, json!([]), "{}", ctx("nothing left after rollback"));
     // Where the server does not allow it, the preference is ignored.
     let (status, headers, _) = send(
         &no_override,
         "POST /todos",
-        &[ALICE, ("prefer", "return=minimal, tx=rollback")],
+        &[alice, ("prefer", "return=minimal, tx=rollback")],
         Some(json!({ "id": 21, "title": "kept", "owner_id": "alice" })),
     )
     .await;
@@ -498,7 +458,7 @@ async fn same_everywhere(url: &str) {
         "{}",
         ctx("ignored")
     );
-    let (_, _, rows) = send(&by_user, "GET /todos?select=id&id=eq.21", &[ALICE], None).await;
+    let (_, _, rows) = send(&by_user, "GET /todos?select=id&id=eq.21", &[alice], None).await;
     assert_eq!(rows, json!([{ "id": 21 }]), "{}", ctx("kept"));
 
     for b in [by_key, by_user, no_override] {
@@ -549,14 +509,16 @@ async fn code_policies_guard_columns_and_embedded_rows() {
     ] {
         storage.execute(sql, &[]).await.unwrap();
     }
-    let auth = TokenAuth::new(&roles.anon).user("alice-token", &roles.user, "alice");
+    let auth = jwt_psu(&roles.anon);
+    let alice_jwt = bearer(&roles.user, "alice");
+    let alice = ("authorization", alice_jwt.as_str());
     let board = boot(
         storage,
         auth,
         gate_config(Dialect::Sqlite, &roles, TxEnd::Commit),
     )
     .await;
-    let (status, _, rows) = send(&board, "GET /todos?order=id", &[ALICE], None).await;
+    let (status, _, rows) = send(&board, "GET /todos?order=id", &[alice], None).await;
     assert_eq!(status, 200);
     assert_eq!(
         rows,
@@ -571,7 +533,7 @@ async fn code_policies_guard_columns_and_embedded_rows() {
         "GET /todos?or=(id.eq.1,secret.eq.s3)",
         "GET /todos?order=secret",
     ] {
-        let (status, _, err) = send(&board, line, &[ALICE], None).await;
+        let (status, _, err) = send(&board, line, &[alice], None).await;
         assert_eq!(
             (status, &err["code"]),
             (403, &json!("42501")),
@@ -589,7 +551,7 @@ async fn code_policies_guard_columns_and_embedded_rows() {
     let (status, _, rows) = send(
         &board,
         "GET /comments?select=id,todos(id)&order=id",
-        &[ALICE],
+        &[alice],
         None,
     )
     .await;
@@ -601,7 +563,7 @@ async fn code_policies_guard_columns_and_embedded_rows() {
     let (status, _, rows) = send(
         &board,
         "GET /comments?select=id,todos!inner(id)",
-        &[ALICE],
+        &[alice],
         None,
     )
     .await;
@@ -612,7 +574,7 @@ async fn code_policies_guard_columns_and_embedded_rows() {
     let (status, _, err) = send(
         &board,
         "GET /comments?select=id,todos(secret)",
-        &[ALICE],
+        &[alice],
         None,
     )
     .await;
@@ -620,7 +582,7 @@ async fn code_policies_guard_columns_and_embedded_rows() {
     let (status, _, err) = send(
         &board,
         "PATCH /todos?id=eq.1",
-        &[ALICE],
+        &[alice],
         Some(json!({ "secret": "x" })),
     )
     .await;
@@ -629,7 +591,7 @@ async fn code_policies_guard_columns_and_embedded_rows() {
     let (status, _, err) = send(
         &board,
         "POST /todos",
-        &[ALICE, ("prefer", "resolution=merge-duplicates")],
+        &[alice, ("prefer", "resolution=merge-duplicates")],
         Some(json!({ "id": 3, "title": "mine now", "owner_id": "alice" })),
     )
     .await;
@@ -652,15 +614,15 @@ async fn postgres_sessions_are_read_only_for_get_and_carry_the_request() {
         pre_request: Some("check_request".into()),
         ..gate_config(Dialect::Postgres, &roles, TxEnd::Commit)
     };
-    let auth = TokenAuth::new(&roles.anon)
-        .user("alice-token", &roles.user, "alice")
-        .user("ghost-token", "mg_rls_no_such_role", "ghost");
+    let auth = jwt_psu(&roles.anon);
+    let alice_jwt = bearer(&roles.user, "alice");
+    let alice = ("authorization", alice_jwt.as_str());
     let board = boot(storage.clone(), auth, config).await;
 
     let (status, _, who) = send(
         &board,
         "GET /rpc/whoami",
-        &[ALICE, ("x-agent", "t/1")],
+        &[alice, ("x-agent", "t/1")],
         None,
     )
     .await;
@@ -673,7 +635,7 @@ async fn postgres_sessions_are_read_only_for_get_and_carry_the_request() {
 
     // A STABLE function that writes through a VOLATILE one: refused under GET by the
     // read-only transaction, allowed under POST.
-    let (status, _, err) = send(&board, "GET /rpc/touch", &[ALICE], None).await;
+    let (status, _, err) = send(&board, "GET /rpc/touch", &[alice], None).await;
     assert_eq!((status, &err["code"]), (405, &json!("25006")), "{err}");
     let count = || async {
         storage
@@ -684,7 +646,7 @@ async fn postgres_sessions_are_read_only_for_get_and_carry_the_request() {
             .unwrap()
     };
     assert_eq!(count().await, 0);
-    let (status, _, body) = send(&board, "POST /rpc/touch", &[ALICE], Some(json!({}))).await;
+    let (status, _, body) = send(&board, "POST /rpc/touch", &[alice], Some(json!({}))).await;
     assert_eq!((status, body), (200, json!(1)));
     assert_eq!(count().await, 1);
 
@@ -692,7 +654,7 @@ async fn postgres_sessions_are_read_only_for_get_and_carry_the_request() {
     let (status, _, err) = send(
         &board,
         "GET /todos?select=id",
-        &[ALICE, ("x-blocked", "1")],
+        &[alice, ("x-blocked", "1")],
         None,
     )
     .await;
@@ -701,7 +663,8 @@ async fn postgres_sessions_are_read_only_for_get_and_carry_the_request() {
     assert_eq!((status, &err["code"]), (401, &json!("42501")), "{err}");
 
     // A role that does not exist: 401, as PostgREST answers.
-    let ghost = ("authorization", "Bearer ghost-token");
+    let ghost_jwt = bearer("mg_rls_no_such_role", "ghost");
+    let ghost = ("authorization", ghost_jwt.as_str());
     let (status, _, err) = send(&board, "GET /todos?select=id", &[ghost], None).await;
     assert_eq!((status, &err["code"]), (401, &json!("22023")), "{err}");
     board.shutdown(StopMode::Fast).await.unwrap();
