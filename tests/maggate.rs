@@ -2059,7 +2059,15 @@ async fn notify_pgrst_reloads_the_schema_on_postgres() {
     let Some(db) = postgres_or_skip("notify_pgrst_reloads_the_schema_on_postgres").await else {
         return;
     };
-    let board = board_on(&db.url, config()).await;
+    // Without the DDL event trigger, so that only the explicit NOTIFY below reloads.
+    let board = board_on(
+        &db.url,
+        GateConfig {
+            watch_ddl: false,
+            ..config()
+        },
+    )
+    .await;
     let storage = board.storage().unwrap();
     storage
         .execute("CREATE TABLE notified (id integer PRIMARY KEY)", &[])
@@ -2079,5 +2087,29 @@ async fn notify_pgrst_reloads_the_schema_on_postgres() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(served, "NOTIFY pgrst reloaded the schema");
+    board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_alone_reloads_the_schema_on_postgres() {
+    let Some(db) = postgres_or_skip("ddl_alone_reloads_the_schema_on_postgres").await else {
+        return;
+    };
+    // No polling: only the event trigger MagGate installed can announce the new table.
+    let board = board_on(&db.url, config()).await;
+    let storage = board.storage().unwrap();
+    storage
+        .execute("CREATE TABLE by_ddl (id integer PRIMARY KEY)", &[])
+        .await
+        .unwrap();
+    let mut served = false;
+    for _ in 0..60 {
+        if send(&board, "GET /by_ddl", &[], None).await.0 == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "a CREATE TABLE alone reloaded the schema");
     board.shutdown(StopMode::Fast).await.unwrap();
 }

@@ -43,6 +43,11 @@ pub struct GateConfig {
     pub aggregates_enabled: bool,
     /// How often to compare the schema fingerprint and reload on change; `None` disables.
     pub schema_poll: Option<Duration>,
+    /// PostgreSQL: install an event trigger (`_magmobo_pgrst_watch`, on `ddl_command_end`)
+    /// that sends `NOTIFY pgrst, 'reload schema'` after every DDL command, as PostgREST's
+    /// documentation recommends, so schema changes made by any tool are served at once.
+    /// Needs a superuser; without one a line is logged and polling remains. On by default.
+    pub watch_ddl: bool,
     /// The role of requests without credentials (PostgREST's `db-anon-role`): used when
     /// the board has no PSU, and to answer `42501` with 401 rather than 403. `None`: no
     /// anonymous role.
@@ -81,6 +86,7 @@ impl Default for GateConfig {
             allow_unfiltered_writes: false,
             aggregates_enabled: false,
             schema_poll: Some(Duration::from_secs(5)),
+            watch_ddl: true,
             anon_role: None,
             switch_role: false,
             pre_request: None,
@@ -336,6 +342,9 @@ impl Extension for MagGate {
         if let Some(rt) = self.inner.runtime.load_full()
             && rt.storage.dialect() == Dialect::Postgres
         {
+            if self.inner.config.watch_ddl {
+                install_ddl_watch(rt.storage.as_ref()).await;
+            }
             match rt.storage.listen("pgrst").await {
                 Ok(notes) => tasks.push(tokio::spawn(notify_loop(
                     self.inner.clone(),
@@ -473,6 +482,28 @@ async fn poll_loop(inner: Arc<Inner>, every: Duration, stop: CancellationToken) 
 }
 
 /// Reloads on `NOTIFY pgrst` (any payload: an empty one means notifications were lost).
+/// Installs (once per database) the event trigger that turns every DDL command into
+/// `NOTIFY pgrst, 'reload schema'`. Failure (no superuser, a race with another board) only
+/// logs: NOTIFY from migration tools and polling still reload the schema.
+async fn install_ddl_watch(storage: &dyn Storage) {
+    const FUNCTION: &str = "CREATE OR REPLACE FUNCTION _magmobo_pgrst_watch() RETURNS event_trigger \
+        LANGUAGE plpgsql AS $$ BEGIN NOTIFY pgrst, 'reload schema'; END; $$";
+    const TRIGGER: &str = "DO $$ BEGIN \
+        IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = '_magmobo_pgrst_watch') THEN \
+        CREATE EVENT TRIGGER _magmobo_pgrst_watch ON ddl_command_end \
+        EXECUTE PROCEDURE _magmobo_pgrst_watch(); END IF; END $$";
+    for sql in [FUNCTION, TRIGGER] {
+        if let Err(e) = storage.execute(sql, &[]).await {
+            tracing::info!(
+                target: "maggate",
+                error = %e,
+                "DDL event trigger not installed (it needs a superuser); schema changes are seen by polling and NOTIFY pgrst"
+            );
+            return;
+        }
+    }
+}
+
 /// Whether anything in a PostgreSQL database can see a request's `set_config` settings or
 /// its read-only transaction: a table with row-level security on, any function outside the
 /// system schemas (it may read settings, or write under a GET), or a view, column default
@@ -485,7 +516,7 @@ async fn session_observable(storage: &dyn Storage) -> magmobo_core::Result<bool>
             EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                     WHERE c.relrowsecurity AND n.nspname NOT IN {SYSTEM})
             OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                    WHERE n.nspname NOT IN {SYSTEM})
+                    WHERE n.nspname NOT IN {SYSTEM} AND p.proname NOT LIKE '\\_magmobo\\_%')
             OR EXISTS (SELECT 1 FROM pg_views WHERE schemaname NOT IN {SYSTEM}
                     AND definition ILIKE '%current_setting%')
             OR EXISTS (SELECT 1 FROM pg_attrdef d
