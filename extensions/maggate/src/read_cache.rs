@@ -179,9 +179,10 @@ impl ReadCache {
             loading.retain(|_, l| Arc::strong_count(l) > 1);
             loading.entry(key.to_owned()).or_default().clone()
         };
-        let waited = lock.try_lock().is_err();
         let guard = lock.lock_owned().await;
-        if waited && let Some(hit) = self.get(key).await {
+        // Look again under the key's lock: a load that finished between our first look and
+        // now (whether we waited for it or not) has stored the answer.
+        if let Some(hit) = self.get(key).await {
             self.coalesced.fetch_add(1, Ordering::Relaxed);
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(hit);
