@@ -27,8 +27,6 @@
 //!   Entry point: [`SqlGuard::inspect`] returning a [`Verdict`].
 //! * [`corpus`]: a seeded generator of labelled attack payloads (techniques × dialects ×
 //!   obfuscations) and realistic benign values, with a duplicate-free train/held-out split.
-//! * [`patrol`]: [`SqlGuardPatrol`], the earlier stand-alone SQLGuard guard (query values
-//!   only); [`Sentinel`] supersedes it.
 //! * [`audit`]: the tamper-evident audit log: [`AuditLog`] (an extension writing bus events
 //!   about threats, auth and extensions to a hash-chained table in batches) and
 //!   [`AuditStore`] (append, query, verify).
@@ -40,11 +38,11 @@ pub mod audit;
 pub mod blocklist;
 pub mod corpus;
 pub mod engine;
-pub mod patrol;
 pub mod policy;
 pub mod sqlguard;
 
 pub use agent::{Agent, AgentContext, Finding, RequestView, ResponseView, ThreatKind};
+pub use agents::sqlguard::postgrest_operand;
 pub use agents::{
     ApiWatch, ApiWatchConfig, AuthSentry, AuthSentryConfig, DataFlow, DataFlowConfig, Limit,
     SqlGuardAgent,
@@ -52,6 +50,5 @@ pub use agents::{
 pub use analyzer::{IncidentCommander, RulesCommander, ThreatAnalyzer};
 pub use audit::{AuditLog, AuditStore};
 pub use engine::{Engine, Judgement, Sentinel, SentinelConfig};
-pub use patrol::{SqlGuardPatrol, postgrest_operand};
 pub use policy::{Action, Bands, Policy};
 pub use sqlguard::{SqlGuard, Verdict};

@@ -12,7 +12,7 @@ use magmobo::auth::KeyStore;
 use magmobo::prelude::*;
 
 use crate::AgentsCommand;
-use crate::commands::{Failure, load_for, storage};
+use crate::commands::{Failure, load, storage};
 
 /// `TABLE:OPS[:COLUMNS]`, e.g. `todos:select,update:id,title`.
 fn parse_grant(text: &str) -> Result<TableGrant, Failure> {
@@ -110,7 +110,7 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
         | AgentsCommand::Approve { server, .. }
         | AgentsCommand::Reject { server, .. } => server.clone(),
     };
-    let loaded = load_for(project, &server)?;
+    let loaded = load(project, &server)?;
     let db: Arc<dyn Storage> = Arc::new(storage(&loaded)?);
     let agents = AgentStore::new(db.clone());
     agents.install().await?;

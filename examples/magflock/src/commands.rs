@@ -45,11 +45,7 @@ fn project_dir(cli_project: &Option<PathBuf>) -> PathBuf {
 }
 
 /// The settings for a command acting on `project` with `args`.
-pub(crate) fn load_for(project: &Path, args: &ServerArgs) -> std::result::Result<Loaded, Failure> {
-    load(project, args)
-}
-
-fn load(project: &Path, args: &ServerArgs) -> std::result::Result<Loaded, Failure> {
+pub(crate) fn load(project: &Path, args: &ServerArgs) -> std::result::Result<Loaded, Failure> {
     let flags = Flags {
         listen: args.listen.clone(),
         database_url: args.database_url.clone(),
@@ -130,7 +126,8 @@ pub async fn run(cli: Cli) -> Outcome {
 }
 
 pub(crate) fn storage(loaded: &Loaded) -> std::result::Result<SqlStorage, Failure> {
-    SqlStorage::connect(&loaded.settings.database_url, StorageOptions::default()).map_err(|e| {
+    let options = StorageOptions::default().max_connections(loaded.settings.pool_size);
+    SqlStorage::connect(&loaded.settings.database_url, options).map_err(|e| {
         Failure::Message(format!(
             "{e}. Check --database-url / MAGFLOCK_DATABASE_URL (now {})",
             settings::mask_url(&loaded.settings.database_url)
@@ -275,21 +272,11 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         jwt: jwt_config(loaded),
         ..AuthOptions::default()
     });
-    let storage = SqlStorage::connect(
-        &s.database_url,
-        StorageOptions::default().max_connections(s.pool_size),
-    )
-    .map_err(|e| {
-        Failure::Message(format!(
-            "{e}. Check --database-url / MAGFLOCK_DATABASE_URL (now {})",
-            settings::mask_url(&s.database_url)
-        ))
-    })?;
     let mut board = Motherboard::builder()
         .name("MagFlock")
         .require(Slot::Storage)
         .with(HyperCpu::new(address))
-        .with((storage, auth));
+        .with((storage(loaded)?, auth));
     // RAM and GPU: in-process by default, Redis (shared, durable) with --redis-url.
     board = match &s.redis_url {
         Some(url) => board.with((RedisCache::new(url.clone()), RedisQueue::new(url.clone()))),

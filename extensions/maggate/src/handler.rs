@@ -693,7 +693,6 @@ impl Ctx<'_, '_> {
             Some(cache) if self.inner.config.pre_request.is_none() => cache,
             _ => return self.read().await,
         };
-        let (tables, any) = self.tables_read();
         let key = ReadCache::key(
             &self.session.role,
             &self.session.claims,
@@ -705,6 +704,8 @@ impl Ctx<'_, '_> {
             cache.hit();
             return Ok(Reply::from_cached(hit));
         }
+        // Only a miss needs the tables the read touches (for tags and write counters).
+        let (tables, any) = self.tables_read();
         match cache.miss(&key, &tables, any).await {
             Ok(hit) => Ok(Reply::from_cached(hit)),
             Err(loading) => {

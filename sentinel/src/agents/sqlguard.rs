@@ -6,7 +6,6 @@
 //! reaches SQL, and credentials must never appear as evidence.
 
 use crate::agent::{Agent, Finding, RequestView, ThreatKind};
-use crate::patrol::postgrest_operand;
 use crate::sqlguard::SqlGuard;
 
 /// The agent's name.
@@ -14,6 +13,57 @@ pub const NAME: &str = "SQLGuard";
 
 /// Values scoring below this are not reported at all (the policy's log band starts at 0.5).
 pub const REPORT_FROM: f32 = 0.3;
+
+/// PostgREST's filter operators, which come before the operand that reaches SQL.
+const OPERATORS: [&str; 26] = [
+    "eq",
+    "neq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "like",
+    "ilike",
+    "match",
+    "imatch",
+    "in",
+    "is",
+    "isdistinct",
+    "cs",
+    "cd",
+    "ov",
+    "sl",
+    "sr",
+    "nxl",
+    "nxr",
+    "adj",
+    "fts",
+    "plfts",
+    "phfts",
+    "wfts",
+    "not",
+];
+
+/// The operand of a PostgREST filter value (`eq.5` → `5`, `not.like(any).{a,b}` → `{a,b}`),
+/// which is what reaches the database; `None` when the value has no operator prefix. Attack
+/// shapes are judged on the operand too, since `eq.1 union select ...` only breaks out after
+/// the operator.
+pub fn postgrest_operand(value: &str) -> Option<&str> {
+    let mut rest = value;
+    let mut found = false;
+    while let Some((head, tail)) = rest.split_once('.') {
+        let name = head.split_once('(').map_or(head, |(n, _)| n);
+        if !OPERATORS.contains(&name) {
+            break;
+        }
+        found = true;
+        rest = tail;
+        if name != "not" {
+            break;
+        }
+    }
+    found.then_some(rest)
+}
 
 /// Headers SQLGuard never reads: protocol data, and credentials (never evidence).
 const SKIPPED_HEADERS: [&str; 22] = [
@@ -125,5 +175,31 @@ impl Agent for SqlGuardAgent {
                 Finding::new(NAME, ThreatKind::SqlInjection, confidence, evidence).at(location),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operands_are_found_behind_postgrest_operators() {
+        assert_eq!(postgrest_operand("eq.5"), Some("5"));
+        assert_eq!(postgrest_operand("not.like(any).{a*,b*}"), Some("{a*,b*}"));
+        assert_eq!(postgrest_operand("fts(english).cat"), Some("cat"));
+        assert_eq!(
+            postgrest_operand("eq.1 union select 1"),
+            Some("1 union select 1")
+        );
+        assert_eq!(postgrest_operand("hello.world"), None);
+        assert_eq!(postgrest_operand("5"), None);
+        let guard = SqlGuard::new();
+        let operand = postgrest_operand("eq.1 union select password from users").unwrap_or("");
+        assert!(guard.inspect(operand).attack);
+        assert!(
+            !guard
+                .inspect(postgrest_operand("eq.O'Brien").unwrap_or(""))
+                .attack
+        );
     }
 }
