@@ -278,6 +278,62 @@ macro_rules! migrate_fn {
 #[allow(unused_imports)]
 pub(crate) use migrate_fn;
 
+/// What a key row of the introspection describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Primary,
+    Unique,
+    Foreign,
+}
+
+/// Folds key rows (columns `schema_name`, `table_name`, `constraint_name`, `column_name`
+/// and, for foreign keys, `foreign_schema`, `foreign_table`, `foreign_column`) into the
+/// tables' primary keys, unique constraints and foreign keys. Rows come ordered by
+/// constraint then key position, so consecutive rows of one constraint build one key;
+/// `kind` reads the dialect's own constraint type (`None`: not a key, skipped).
+pub(crate) fn fold_keys(
+    tables: &mut std::collections::BTreeMap<(String, String), magmobo_core::roles::schema::Table>,
+    rows: &[Row],
+    kind: impl Fn(&Row) -> Option<KeyKind>,
+) {
+    use magmobo_core::roles::schema::ForeignKey;
+    let mut last: Option<(String, String, String)> = None;
+    for r in rows {
+        let id = (
+            r.text("schema_name"),
+            r.text("table_name"),
+            r.text("constraint_name"),
+        );
+        let Some(table) = tables.get_mut(&(id.0.clone(), id.1.clone())) else {
+            continue;
+        };
+        let column = r.text("column_name");
+        let continues = last.as_ref() == Some(&id);
+        match kind(r) {
+            Some(KeyKind::Primary) => table.primary_key.push(column),
+            Some(KeyKind::Unique) => match table.unique.last_mut() {
+                Some(cols) if continues => cols.push(column),
+                _ => table.unique.push(vec![column]),
+            },
+            Some(KeyKind::Foreign) => match table.foreign_keys.last_mut() {
+                Some(fk) if continues => {
+                    fk.columns.push(column);
+                    fk.foreign_columns.push(r.text("foreign_column"));
+                }
+                _ => table.foreign_keys.push(ForeignKey {
+                    name: id.2.clone(),
+                    columns: vec![column],
+                    foreign_schema: r.text("foreign_schema"),
+                    foreign_table: r.text("foreign_table"),
+                    foreign_columns: vec![r.text("foreign_column")],
+                }),
+            },
+            None => {}
+        }
+        last = Some(id);
+    }
+}
+
 /// Typed reads of introspection rows, whatever integer or boolean encoding the dialect uses.
 pub(crate) trait RowExt {
     /// Text of `column` (empty when NULL or missing).

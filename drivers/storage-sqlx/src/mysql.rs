@@ -6,13 +6,15 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use magmobo_core::roles::schema::{Column, ColumnKind, ForeignKey, Schema, Table, TableKind};
+use magmobo_core::roles::schema::{Column, ColumnKind, Schema, Table, TableKind};
 use magmobo_core::roles::storage::{Row, Value};
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{Decode, Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::StorageOptions;
-use crate::common::{Backend, Query, RowExt as _, fetch, fingerprint_rows, iso_datetime, iso_time};
+use crate::common::{
+    Backend, KeyKind, Query, RowExt as _, fetch, fingerprint_rows, iso_datetime, iso_time,
+};
 use crate::error::Failure;
 
 impl Backend for MySql {
@@ -347,41 +349,14 @@ pub(crate) async fn introspect(pool: &MySqlPool, schemas: &[String]) -> Result<S
             comment: r.opt_text("column_comment").filter(|c| !c.is_empty()),
         });
     }
-    let mut last: Option<(String, String, String)> = None;
-    for r in &keys {
-        let id = (
-            r.text("schema_name"),
-            r.text("table_name"),
-            r.text("constraint_name"),
-        );
-        let Some(table) = tables.get_mut(&(id.0.clone(), id.1.clone())) else {
-            continue;
-        };
-        let column = r.text("column_name");
-        let continues = last.as_ref() == Some(&id);
+    crate::common::fold_keys(&mut tables, &keys, |r| {
         match r.text("constraint_type").as_str() {
-            "PRIMARY KEY" => table.primary_key.push(column),
-            "UNIQUE" => match table.unique.last_mut() {
-                Some(cols) if continues => cols.push(column),
-                _ => table.unique.push(vec![column]),
-            },
-            "FOREIGN KEY" => match table.foreign_keys.last_mut() {
-                Some(fk) if continues => {
-                    fk.columns.push(column);
-                    fk.foreign_columns.push(r.text("foreign_column"));
-                }
-                _ => table.foreign_keys.push(ForeignKey {
-                    name: id.2.clone(),
-                    columns: vec![column],
-                    foreign_schema: r.text("foreign_schema"),
-                    foreign_table: r.text("foreign_table"),
-                    foreign_columns: vec![r.text("foreign_column")],
-                }),
-            },
-            _ => {}
+            "PRIMARY KEY" => Some(KeyKind::Primary),
+            "UNIQUE" => Some(KeyKind::Unique),
+            "FOREIGN KEY" => Some(KeyKind::Foreign),
+            _ => None,
         }
-        last = Some(id);
-    }
+    });
     Ok(Schema {
         tables: tables.into_values().collect(),
         functions: Vec::new(),

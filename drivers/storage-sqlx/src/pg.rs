@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use magmobo_core::roles::schema::{
-    Column, ColumnKind, ForeignKey, Function, FunctionParam, Schema, Table, TableKind,
+    Column, ColumnKind, Function, FunctionParam, Schema, Table, TableKind,
 };
 use magmobo_core::roles::storage::Value;
 use sqlx::postgres::{
@@ -19,7 +19,7 @@ use sqlx::postgres::{
 use sqlx::{Decode, Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::StorageOptions;
-use crate::common::{Backend, Query, RowExt as _, fetch, iso_datetime, iso_time, to_json};
+use crate::common::{Backend, KeyKind, Query, RowExt as _, fetch, iso_datetime, iso_time, to_json};
 use crate::error::Failure;
 
 impl Backend for Postgres {
@@ -535,41 +535,11 @@ pub(crate) async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Sche
             comment: r.opt_text("comment"),
         });
     }
-    // Rows come ordered by constraint then key position, so consecutive rows build one key.
-    let mut last: Option<(String, String, String)> = None;
-    for r in &key_rows {
-        let id = (
-            r.text("schema_name"),
-            r.text("table_name"),
-            r.text("constraint_name"),
-        );
-        let Some(table) = tables.get_mut(&(id.0.clone(), id.1.clone())) else {
-            continue;
-        };
-        let column = r.text("column_name");
-        let continues = last.as_ref() == Some(&id);
-        match r.text("kind").as_str() {
-            "p" => table.primary_key.push(column),
-            "u" => match table.unique.last_mut() {
-                Some(cols) if continues => cols.push(column),
-                _ => table.unique.push(vec![column]),
-            },
-            _ => match table.foreign_keys.last_mut() {
-                Some(fk) if continues => {
-                    fk.columns.push(column);
-                    fk.foreign_columns.push(r.text("foreign_column"));
-                }
-                _ => table.foreign_keys.push(ForeignKey {
-                    name: id.2.clone(),
-                    columns: vec![column],
-                    foreign_schema: r.text("foreign_schema"),
-                    foreign_table: r.text("foreign_table"),
-                    foreign_columns: vec![r.text("foreign_column")],
-                }),
-            },
-        }
-        last = Some(id);
-    }
+    crate::common::fold_keys(&mut tables, &key_rows, |r| match r.text("kind").as_str() {
+        "p" => Some(KeyKind::Primary),
+        "u" => Some(KeyKind::Unique),
+        _ => Some(KeyKind::Foreign),
+    });
 
     let mut functions: Vec<Function> = Vec::new();
     let mut last_oid = None;
