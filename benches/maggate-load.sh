@@ -32,6 +32,9 @@ BIN="${CARGO_TARGET_DIR:-target}/release/magflock"
 PROJECT=$(mktemp -d)
 # Sentinel stays on, but its per-IP and per-identity rate limits (100 and 200 req/s by
 # default) would answer most of a load test from one address with 429: they are turned off.
+# The server may open as many database connections as pgbench does (CONNS): writes wait for
+# WAL flushes, and PostgreSQL flushes the commits of concurrent sessions together.
+export MAGFLOCK_POOL_SIZE=$CONNS
 MAGFLOCK_RATE_LIMIT_PER_IP=0 MAGFLOCK_RATE_LIMIT_PER_IDENTITY=0 MAGFLOCK_REQUIRE_API_KEY=false "$BIN" --project "$PROJECT" start \
   --listen 127.0.0.1:$PORT --database-url "$URL" >/dev/null 2>&1 & PID=$!
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$PROJECT"; psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT

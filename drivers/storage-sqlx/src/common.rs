@@ -208,24 +208,25 @@ pub(crate) fn plan<'m>(
         .collect()
 }
 
-/// Defines `migrate(pool, owner, migrations)` for one backend: on one connection, under the
+/// Defines `migrate(conn, owner, migrations, discard)` for one backend: on `conn`, under the
 /// dialect's lock, each pending migration in its own transaction together with its record.
 /// A macro rather than a generic function because rustc cannot yet prove such generic
 /// futures `Send` (higher-ranked `Executor` bounds).
 #[allow(unused_macros)]
 macro_rules! migrate_fn {
-    ($pool:ty, $dialect:expr, $statements:expr) => {
-        /// Applies `owner`'s pending migrations; returns how many ran.
+    ($conn:ty, $dialect:expr, $statements:expr) => {
+        /// Applies `owner`'s pending migrations; returns how many ran. Sets `discard` when
+        /// the lock could not be released, so the caller ends the session that holds it.
         pub(crate) async fn migrate(
-            pool: &$pool,
+            conn: &mut $conn,
             owner: &str,
             migrations: &[magmobo_core::roles::storage::Migration],
+            discard: &mut bool,
         ) -> std::result::Result<usize, crate::error::Failure> {
             use crate::common::RowExt as _;
             use magmobo_core::roles::storage::Value;
             let statements: &crate::common::MigrationSql = &$statements;
             let plan = crate::common::plan($dialect, owner, migrations)?;
-            let mut conn = pool.acquire().await?;
             if let Some(lock) = statements.lock {
                 crate::common::fetch(&mut *conn, lock, &[]).await?;
             }
@@ -268,7 +269,7 @@ macro_rules! migrate_fn {
             if let Some(unlock) = statements.unlock {
                 // A failed unlock would leave the lock with the session: end the session.
                 if crate::common::fetch(&mut *conn, unlock, &[]).await.is_err() {
-                    conn.close_on_drop();
+                    *discard = true;
                 }
             }
             result

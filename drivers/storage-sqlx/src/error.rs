@@ -123,6 +123,57 @@ pub(crate) enum Failure {
     Invalid(String),
 }
 
+impl Failure {
+    /// Whether the server ended the connection without running the statement: PostgreSQL's
+    /// class 57P (`57P01` administrator command, `57P02` crash of another backend, `57P03`
+    /// cannot connect now), MariaDB's 1927 (connection killed) and MySQL's 1053 (server
+    /// shutdown). That is what a connection left in the pool by a restarted or
+    /// `pg_terminate_backend`-ed server answers, and running the statement again on another
+    /// connection cannot apply it twice.
+    pub(crate) fn connection_ended(&self) -> bool {
+        let (Failure::Sql(sqlx::Error::Database(db))
+        | Failure::SqlIn {
+            source: sqlx::Error::Database(db),
+            ..
+        }) = self
+        else {
+            return false;
+        };
+        #[cfg(feature = "mysql")]
+        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return matches!(my.number(), 1927 | 1053);
+        }
+        #[cfg(feature = "postgres")]
+        if db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+        {
+            return matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"));
+        }
+        // SQLite's connections live in-process: the server cannot end them.
+        let _ = db;
+        false
+    }
+}
+
+impl Failure {
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    /// Whether the connection that ran the failed statement must not be reused: the failure
+    /// was below SQL (I/O, TLS, protocol, a crashed worker) or the server ended the session.
+    pub(crate) fn breaks_connection(&self) -> bool {
+        let (Failure::Sql(e) | Failure::SqlIn { source: e, .. }) = self else {
+            return false;
+        };
+        matches!(
+            e,
+            sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed
+        ) || self.connection_ended()
+    }
+}
+
 impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Self {
         Failure::Sql(e)

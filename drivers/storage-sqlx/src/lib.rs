@@ -38,6 +38,7 @@
         unused_imports,
         unused_variables,
         unused_assignments,
+        unused_mut,
         unreachable_code
     )
 )]
@@ -49,6 +50,8 @@ mod mysql;
 mod options;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod pool;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -69,6 +72,10 @@ pub use options::StorageOptions;
 
 use error::{Failure, to_error};
 use options::Scheme;
+
+/// How many times a statement runs again after finding its connection ended by the server
+/// (one per stale pooled connection it may meet; the pool replaces them as they fail).
+const RETRIES_ON_ENDED_CONNECTION: u32 = 3;
 
 /// How to open connections, kept until the pool is first needed.
 #[derive(Debug, Clone)]
@@ -91,9 +98,9 @@ enum Connect {
 #[derive(Debug, Clone)]
 enum Pool {
     #[cfg(feature = "postgres")]
-    Pg(sqlx::PgPool),
+    Pg(pool::Pool<sqlx::Postgres>),
     #[cfg(feature = "mysql")]
-    My(sqlx::MySqlPool),
+    My(pool::Pool<sqlx::MySql>),
     #[cfg(feature = "sqlite")]
     Lite(sqlx::SqlitePool),
     /// No backend compiled in: nothing can be built.
@@ -101,16 +108,40 @@ enum Pool {
     Off(std::convert::Infallible),
 }
 
-/// Runs `$body` with `$p` bound to whichever pool this is.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
+/// Runs `$body` (a `Result<_, Failure>`) with `$c` bound to a connection borrowed from
+/// whichever pool this is and `$m` naming that backend's module.
+macro_rules! with_conn {
+    ($pool:expr, $c:ident, $m:ident => $body:expr) => {
         match $pool {
             #[cfg(feature = "postgres")]
-            Pool::Pg($p) => $body,
+            Pool::Pg(p) => match pool::get(p).await {
+                Ok(mut conn) => {
+                    use crate::pg as $m;
+                    let $c = conn.start();
+                    let result = $body;
+                    conn.done(result)
+                }
+                Err(f) => Err(f),
+            },
             #[cfg(feature = "mysql")]
-            Pool::My($p) => $body,
+            Pool::My(p) => match pool::get(p).await {
+                Ok(mut conn) => {
+                    use crate::mysql as $m;
+                    let $c = conn.start();
+                    let result = $body;
+                    conn.done(result)
+                }
+                Err(f) => Err(f),
+            },
             #[cfg(feature = "sqlite")]
-            Pool::Lite($p) => $body,
+            Pool::Lite(p) => match p.acquire().await {
+                Ok(mut conn) => {
+                    use crate::sqlite as $m;
+                    let $c = &mut *conn;
+                    $body
+                }
+                Err(e) => Err(Failure::Sql(e)),
+            },
             #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
             Pool::Off(never) => match *never {},
         }
@@ -241,25 +272,90 @@ impl SqlStorage {
         })
     }
 
+    /// Whether a statement that failed with `failure` runs again: only when the server had
+    /// ended its connection without running it (a restart or `pg_terminate_backend` leaves
+    /// such connections in the pool, which is not pinged before each use), and at most
+    /// [`RETRIES_ON_ENDED_CONNECTION`] times, each on another connection (the dead one is
+    /// dropped when it goes back to the pool).
+    fn retry_on_new_connection(&self, failure: &Failure, attempt: &mut u32) -> bool {
+        if *attempt >= RETRIES_ON_ENDED_CONNECTION || !failure.connection_ended() {
+            return false;
+        }
+        *attempt += 1;
+        tracing::info!(part = %self.inner.name, attempt = *attempt, "the server had ended a pooled connection; running the statement on another one");
+        true
+    }
+
+    /// Begins a transaction with `statement` (`BEGIN` when `None`), running it again on
+    /// another connection when the server had ended the first (see [`Self::retry_on_new_connection`]).
+    async fn begin_with(
+        &self,
+        statement: Option<&'static str>,
+    ) -> std::result::Result<Box<dyn Transaction>, Failure> {
+        let mut attempt = 0;
+        loop {
+            let part = self.inner.name.clone();
+            let target = self.inner.target.clone();
+            let begun: std::result::Result<Box<dyn Transaction>, Failure> = match self.pool() {
+                #[cfg(feature = "postgres")]
+                Pool::Pg(p) => pool::PooledTransaction::begin(p, statement, part, target)
+                    .await
+                    .map(|tx| Box::new(tx) as Box<dyn Transaction>),
+                #[cfg(feature = "mysql")]
+                Pool::My(p) => pool::PooledTransaction::begin(p, statement, part, target)
+                    .await
+                    .map(|tx| Box::new(tx) as Box<dyn Transaction>),
+                #[cfg(feature = "sqlite")]
+                Pool::Lite(p) => match statement {
+                    Some(statement) => p.begin_with(statement).await,
+                    None => p.begin().await,
+                }
+                .map(|tx| {
+                    Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
+                })
+                .map_err(Failure::Sql),
+                #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+                Pool::Off(never) => match *never {},
+            };
+            match begun {
+                Err(f) if self.retry_on_new_connection(&f, &mut attempt) => continue,
+                begun => return begun,
+            }
+        }
+    }
+
     fn fail(&self, action: &str, failure: Failure) -> Error {
         to_error(&self.inner.name, &self.inner.target, action, failure)
     }
 
     async fn version(&self) -> std::result::Result<String, Failure> {
+        with_conn!(self.pool(), c, backend => backend::version(c).await)
+    }
+
+    fn pool_usage(&self) -> (u32, usize, u32) {
         match self.pool() {
             #[cfg(feature = "postgres")]
-            Pool::Pg(p) => pg::version(p).await,
+            Pool::Pg(p) => pool::usage(p),
             #[cfg(feature = "mysql")]
-            Pool::My(p) => mysql::version(p).await,
+            Pool::My(p) => pool::usage(p),
             #[cfg(feature = "sqlite")]
-            Pool::Lite(p) => sqlite::version(p).await,
+            Pool::Lite(p) => (p.size(), p.num_idle(), self.inner.options.max_connections),
             #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
             Pool::Off(never) => match *never {},
         }
     }
 
-    fn pool_usage(&self) -> (u32, usize, u32) {
-        on_pool!(self.pool(), p => (p.size(), p.num_idle(), self.inner.options.max_connections))
+    fn is_closed(&self) -> bool {
+        match self.pool() {
+            #[cfg(feature = "postgres")]
+            Pool::Pg(p) => p.is_closed(),
+            #[cfg(feature = "mysql")]
+            Pool::My(p) => p.is_closed(),
+            #[cfg(feature = "sqlite")]
+            Pool::Lite(p) => p.is_closed(),
+            #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+            Pool::Off(never) => match *never {},
+        }
     }
 }
 
@@ -311,7 +407,7 @@ impl Component for SqlStorage {
             "{} of {max} connections in use, {idle} idle",
             size.saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX))
         );
-        if on_pool!(self.pool(), p => p.is_closed()) {
+        if self.is_closed() {
             return Health::failed(format!("connection pool closed; {usage}"));
         }
         let ping = tokio::time::timeout(Duration::from_secs(2), self.query("SELECT 1", &[])).await;
@@ -337,10 +433,18 @@ impl Component for SqlStorage {
             StopMode::Graceful { deadline } => deadline,
             StopMode::Fast => Duration::from_millis(100),
         };
-        on_pool!(pool, p => {
-            let close = p.close();
-            let _ = tokio::time::timeout(deadline, close).await;
-        });
+        match pool {
+            #[cfg(feature = "postgres")]
+            Pool::Pg(p) => pool::close(p, deadline).await,
+            #[cfg(feature = "mysql")]
+            Pool::My(p) => pool::close(p, deadline).await,
+            #[cfg(feature = "sqlite")]
+            Pool::Lite(p) => {
+                let _ = tokio::time::timeout(deadline, p.close()).await;
+            }
+            #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+            Pool::Off(never) => match *never {},
+        }
         Ok(())
     }
 }
@@ -357,59 +461,102 @@ impl Storage for SqlStorage {
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        let rows: std::result::Result<Vec<Row>, Failure> =
-            on_pool!(self.pool(), p => common::fetch(p, sql, params).await);
-        rows.map_err(|f| self.fail("query failed", f))
+        let mut attempt = 0;
+        loop {
+            let rows: std::result::Result<Vec<Row>, Failure> = match self.pool() {
+                #[cfg(feature = "postgres")]
+                Pool::Pg(p) => pool::fetch(p, sql, params).await,
+                #[cfg(feature = "mysql")]
+                Pool::My(p) => pool::fetch(p, sql, params).await,
+                #[cfg(feature = "sqlite")]
+                Pool::Lite(p) => common::fetch(p, sql, params).await,
+                #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+                Pool::Off(never) => match *never {},
+            };
+            match rows {
+                Err(f) if self.retry_on_new_connection(&f, &mut attempt) => continue,
+                rows => return rows.map_err(|f| self.fail("query failed", f)),
+            }
+        }
     }
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
-        let affected: std::result::Result<u64, Failure> =
-            on_pool!(self.pool(), p => common::execute(p, sql, params).await);
-        affected.map_err(|f| self.fail("statement failed", f))
+        let mut attempt = 0;
+        loop {
+            let affected: std::result::Result<u64, Failure> = match self.pool() {
+                #[cfg(feature = "postgres")]
+                Pool::Pg(p) => pool::execute(p, sql, params).await,
+                #[cfg(feature = "mysql")]
+                Pool::My(p) => pool::execute(p, sql, params).await,
+                #[cfg(feature = "sqlite")]
+                Pool::Lite(p) => common::execute(p, sql, params).await,
+                #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+                Pool::Off(never) => match *never {},
+            };
+            match affected {
+                Err(f) if self.retry_on_new_connection(&f, &mut attempt) => continue,
+                affected => return affected.map_err(|f| self.fail("statement failed", f)),
+            }
+        }
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
-        let part = self.inner.name.clone();
-        let target = self.inner.target.clone();
-        let begun: std::result::Result<Box<dyn Transaction>, sqlx::Error> = on_pool!(self.pool(), p => match p.begin().await {
-            Ok(tx) => Ok(Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>),
-            Err(e) => Err(e),
-        });
-        begun.map_err(|e| self.fail("cannot begin a transaction", Failure::Sql(e)))
+        self.begin_with(None)
+            .await
+            .map_err(|f| self.fail("cannot begin a transaction", f))
     }
 
     async fn begin_read_only(&self) -> Result<Box<dyn Transaction>> {
-        let part = self.inner.name.clone();
-        let target = self.inner.target.clone();
         // One round trip: the access mode goes with the BEGIN itself.
-        let begun: std::result::Result<Box<dyn Transaction>, sqlx::Error> = match self.pool() {
-            #[cfg(feature = "postgres")]
-            Pool::Pg(p) => p.begin_with("BEGIN READ ONLY").await.map(|tx| {
-                Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
-            }),
-            #[cfg(feature = "mysql")]
-            Pool::My(p) => p.begin_with("START TRANSACTION READ ONLY").await.map(|tx| {
-                Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
-            }),
+        let statement = match self.inner.dialect {
+            Dialect::Postgres => Some("BEGIN READ ONLY"),
+            Dialect::MySql => Some("START TRANSACTION READ ONLY"),
             // SQLite has no read-only transactions; a plain one keeps the same shape.
-            #[cfg(feature = "sqlite")]
-            Pool::Lite(p) => p.begin().await.map(|tx| {
-                Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
-            }),
-            #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
-            Pool::Off(never) => match *never {},
+            _ => None,
         };
-        begun.map_err(|e| self.fail("cannot begin a read-only transaction", Failure::Sql(e)))
+        self.begin_with(statement)
+            .await
+            .map_err(|f| self.fail("cannot begin a read-only transaction", f))
     }
 
     async fn migrate(&self, owner: &str, migrations: &[Migration]) -> Result<usize> {
         let ran: std::result::Result<usize, Failure> = match self.pool() {
             #[cfg(feature = "postgres")]
-            Pool::Pg(p) => pg::migrate(p, owner, migrations).await,
+            Pool::Pg(p) => match pool::get(p).await {
+                Ok(mut conn) => {
+                    let mut discard = false;
+                    let ran = pg::migrate(conn.start(), owner, migrations, &mut discard).await;
+                    if discard {
+                        conn.discard();
+                    }
+                    conn.done(ran)
+                }
+                Err(f) => Err(f),
+            },
             #[cfg(feature = "mysql")]
-            Pool::My(p) => mysql::migrate(p, owner, migrations).await,
+            Pool::My(p) => match pool::get(p).await {
+                Ok(mut conn) => {
+                    let mut discard = false;
+                    let ran = mysql::migrate(conn.start(), owner, migrations, &mut discard).await;
+                    if discard {
+                        conn.discard();
+                    }
+                    conn.done(ran)
+                }
+                Err(f) => Err(f),
+            },
             #[cfg(feature = "sqlite")]
-            Pool::Lite(p) => sqlite::migrate(p, owner, migrations).await,
+            Pool::Lite(p) => match p.acquire().await {
+                Ok(mut conn) => {
+                    let mut discard = false;
+                    let ran = sqlite::migrate(&mut conn, owner, migrations, &mut discard).await;
+                    if discard {
+                        conn.close_on_drop();
+                    }
+                    ran
+                }
+                Err(e) => Err(Failure::Sql(e)),
+            },
             #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
             Pool::Off(never) => match *never {},
         };
@@ -417,38 +564,22 @@ impl Storage for SqlStorage {
     }
 
     async fn introspect(&self, schemas: &[String]) -> Result<Schema> {
-        let schema: std::result::Result<Schema, Failure> = match self.pool() {
-            #[cfg(feature = "postgres")]
-            Pool::Pg(p) => pg::introspect(p, schemas).await,
-            #[cfg(feature = "mysql")]
-            Pool::My(p) => mysql::introspect(p, schemas).await,
-            #[cfg(feature = "sqlite")]
-            Pool::Lite(p) => sqlite::introspect(p, schemas).await,
-            #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
-            Pool::Off(never) => match *never {},
-        };
+        let schema: std::result::Result<Schema, Failure> =
+            with_conn!(self.pool(), c, backend => backend::introspect(c, schemas).await);
         schema.map_err(|f| self.fail("introspection failed", f))
     }
 
     async fn schema_fingerprint(&self, schemas: &[String]) -> Result<String> {
-        let fingerprint: std::result::Result<String, Failure> = match self.pool() {
-            #[cfg(feature = "postgres")]
-            Pool::Pg(p) => pg::fingerprint(p, schemas).await,
-            #[cfg(feature = "mysql")]
-            Pool::My(p) => mysql::fingerprint(p, schemas).await,
-            #[cfg(feature = "sqlite")]
-            Pool::Lite(p) => sqlite::fingerprint(p, schemas).await,
-            #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
-            Pool::Off(never) => match *never {},
-        };
+        let fingerprint: std::result::Result<String, Failure> =
+            with_conn!(self.pool(), c, backend => backend::fingerprint(c, schemas).await);
         fingerprint.map_err(|f| self.fail("schema fingerprint failed", f))
     }
 
     #[allow(irrefutable_let_patterns)]
     async fn listen(&self, channel: &str) -> Result<Notifications> {
         #[cfg(feature = "postgres")]
-        if let Pool::Pg(p) = self.pool() {
-            let receiver = pg_listen(p, channel).await.map_err(|e| {
+        if let Connect::Pg(connect) = &self.inner.connect {
+            let receiver = pg_listen(connect, channel).await.map_err(|e| {
                 self.fail(&format!("cannot LISTEN on '{channel}'"), Failure::Sql(e))
             })?;
             if let Ok(mut listeners) = self.inner.listeners.lock() {
@@ -471,7 +602,7 @@ impl Storage for SqlStorage {
 /// payload says notifications may have been missed.
 #[cfg(feature = "postgres")]
 async fn pg_listen(
-    pool: &sqlx::PgPool,
+    connect: &sqlx::postgres::PgConnectOptions,
     channel: &str,
 ) -> std::result::Result<
     (
@@ -480,7 +611,11 @@ async fn pg_listen(
     ),
     sqlx::Error,
 > {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    // Its own one-connection sqlx pool: PgListener re-connects through it.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(connect.clone());
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
     listener.listen(channel).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let channel = channel.to_owned();

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use magmobo_core::roles::schema::{Column, ColumnKind, Schema, Table, TableKind};
 use magmobo_core::roles::storage::{Row, Value};
-use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{Decode, Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::StorageOptions;
@@ -91,35 +91,37 @@ pub(crate) fn connect_options(url: &str) -> Result<MySqlConnectOptions, sqlx::Er
 /// A pool that opens nothing until first used; every connection gets the statement timeout
 /// under the name its server knows (MySQL `max_execution_time` in ms, MariaDB
 /// `max_statement_time` in seconds).
-pub(crate) fn pool(connect: MySqlConnectOptions, options: &StorageOptions) -> MySqlPool {
-    let timeout = options.statement_timeout;
-    MySqlPoolOptions::new()
-        .max_connections(options.max_connections)
-        .min_connections(options.min_connections)
-        .acquire_timeout(options.acquire_timeout)
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                let Some(timeout) = timeout else {
-                    return Ok(());
-                };
-                // MySQL's name first; MariaDB rejects it and has its own (in seconds).
-                let mysql = format!("SET SESSION max_execution_time = {}", timeout.as_millis());
-                let mariadb = format!("SET SESSION max_statement_time = {}", timeout.as_secs_f64());
-                if sqlx::Executor::execute(&mut *conn, mysql.as_str())
-                    .await
-                    .is_err()
-                {
-                    sqlx::Executor::execute(&mut *conn, mariadb.as_str()).await?;
-                }
-                Ok(())
-            })
-        })
-        .connect_lazy_with(connect)
+pub(crate) fn pool(
+    connect: MySqlConnectOptions,
+    options: &StorageOptions,
+) -> crate::pool::Pool<MySql> {
+    crate::pool::build(connect, options, Some(set_statement_timeout))
+}
+
+fn set_statement_timeout<'c>(
+    conn: &'c mut MySqlConnection,
+    options: &'c StorageOptions,
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        let Some(timeout) = options.statement_timeout else {
+            return Ok(());
+        };
+        // MySQL's name first; MariaDB rejects it and has its own (in seconds).
+        let mysql = format!("SET SESSION max_execution_time = {}", timeout.as_millis());
+        let mariadb = format!("SET SESSION max_statement_time = {}", timeout.as_secs_f64());
+        if sqlx::Executor::execute(&mut *conn, mysql.as_str())
+            .await
+            .is_err()
+        {
+            sqlx::Executor::execute(&mut *conn, mariadb.as_str()).await?;
+        }
+        Ok(())
+    })
 }
 
 /// `MariaDB 10.11.19` or `MySQL 8.0.36`.
-pub(crate) async fn version(pool: &MySqlPool) -> Result<String, Failure> {
-    let rows = fetch(pool, "SELECT VERSION() AS v", &[]).await?;
+pub(crate) async fn version(conn: &mut MySqlConnection) -> Result<String, Failure> {
+    let rows = fetch(&mut *conn, "SELECT VERSION() AS v", &[]).await?;
     let full = rows.first().map(|r| r.text("v")).unwrap_or_default();
     let number = full.split('-').next().unwrap_or("").to_owned();
     Ok(if full.contains("MariaDB") {
@@ -142,7 +144,7 @@ fn schema_filter(column: &str, schemas: &[String]) -> (String, Vec<Value>) {
     }
 }
 
-async fn column_rows(pool: &MySqlPool, schemas: &[String]) -> Result<Vec<Row>, Failure> {
+async fn column_rows(conn: &mut MySqlConnection, schemas: &[String]) -> Result<Vec<Row>, Failure> {
     let (filter, params) = schema_filter("c.table_schema", schemas);
     let sql = format!(
         "SELECT c.table_schema AS schema_name, c.table_name AS table_name,
@@ -154,10 +156,10 @@ async fn column_rows(pool: &MySqlPool, schemas: &[String]) -> Result<Vec<Row>, F
          WHERE {filter} AND c.table_name NOT LIKE '\\_magmobo\\_%'
          ORDER BY c.table_schema, c.table_name, c.ordinal_position"
     );
-    fetch(pool, &sql, &params).await
+    fetch(&mut *conn, &sql, &params).await
 }
 
-async fn key_rows(pool: &MySqlPool, schemas: &[String]) -> Result<Vec<Row>, Failure> {
+async fn key_rows(conn: &mut MySqlConnection, schemas: &[String]) -> Result<Vec<Row>, Failure> {
     let (filter, params) = schema_filter("k.table_schema", schemas);
     let sql = format!(
         "SELECT k.table_schema AS schema_name, k.table_name AS table_name,
@@ -173,10 +175,10 @@ async fn key_rows(pool: &MySqlPool, schemas: &[String]) -> Result<Vec<Row>, Fail
          WHERE {filter} AND k.table_name NOT LIKE '\\_magmobo\\_%'
          ORDER BY k.table_schema, k.table_name, k.constraint_name, k.ordinal_position"
     );
-    fetch(pool, &sql, &params).await
+    fetch(&mut *conn, &sql, &params).await
 }
 
-async fn table_rows(pool: &MySqlPool, schemas: &[String]) -> Result<Vec<Row>, Failure> {
+async fn table_rows(conn: &mut MySqlConnection, schemas: &[String]) -> Result<Vec<Row>, Failure> {
     let (filter, params) = schema_filter("t.table_schema", schemas);
     let sql = format!(
         "SELECT t.table_schema AS schema_name, t.table_name AS table_name,
@@ -188,14 +190,17 @@ async fn table_rows(pool: &MySqlPool, schemas: &[String]) -> Result<Vec<Row>, Fa
          WHERE {filter} AND t.table_name NOT LIKE '\\_magmobo\\_%'
          ORDER BY t.table_schema, t.table_name"
     );
-    fetch(pool, &sql, &params).await
+    fetch(&mut *conn, &sql, &params).await
 }
 
 /// A hash over the column and key rows introspection reads.
-pub(crate) async fn fingerprint(pool: &MySqlPool, schemas: &[String]) -> Result<String, Failure> {
-    let mut rows = table_rows(pool, schemas).await?;
-    rows.extend(column_rows(pool, schemas).await?);
-    rows.extend(key_rows(pool, schemas).await?);
+pub(crate) async fn fingerprint(
+    conn: &mut MySqlConnection,
+    schemas: &[String],
+) -> Result<String, Failure> {
+    let mut rows = table_rows(&mut *conn, schemas).await?;
+    rows.extend(column_rows(&mut *conn, schemas).await?);
+    rows.extend(key_rows(&mut *conn, schemas).await?);
     Ok(fingerprint_rows(&rows))
 }
 
@@ -255,16 +260,19 @@ fn kind_of(data_type: &str, column_type: &str) -> ColumnKind {
 }
 
 /// Reads information_schema into the dialect-neutral model.
-pub(crate) async fn introspect(pool: &MySqlPool, schemas: &[String]) -> Result<Schema, Failure> {
-    let fingerprint = fingerprint(pool, schemas).await?;
-    let tables_found = table_rows(pool, schemas).await?;
-    let columns = column_rows(pool, schemas).await?;
-    let keys = key_rows(pool, schemas).await?;
+pub(crate) async fn introspect(
+    conn: &mut MySqlConnection,
+    schemas: &[String],
+) -> Result<Schema, Failure> {
+    let fingerprint = fingerprint(&mut *conn, schemas).await?;
+    let tables_found = table_rows(&mut *conn, schemas).await?;
+    let columns = column_rows(&mut *conn, schemas).await?;
+    let keys = key_rows(&mut *conn, schemas).await?;
     // MariaDB only (MySQL's CHECK_CONSTRAINTS has no TABLE_NAME): JSON columns are LONGTEXT
     // with a `json_valid(col)` check.
     let (filter, params) = schema_filter("constraint_schema", schemas);
     let checks = fetch(
-        pool,
+        &mut *conn,
         &format!(
             "SELECT constraint_schema AS schema_name, table_name AS table_name, check_clause AS check_clause
              FROM information_schema.check_constraints WHERE {filter}"
@@ -365,7 +373,7 @@ pub(crate) async fn introspect(pool: &MySqlPool, schemas: &[String]) -> Result<S
 }
 
 crate::common::migrate_fn!(
-    MySqlPool,
+    MySqlConnection,
     magmobo_core::roles::storage::Dialect::MySql,
     MIGRATIONS
 );

@@ -13,8 +13,8 @@ use magmobo_core::roles::schema::{
 };
 use magmobo_core::roles::storage::Value;
 use sqlx::postgres::{
-    PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat,
-    PgValueRef, Postgres,
+    PgConnectOptions, PgConnection, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat, PgValueRef,
+    Postgres,
 };
 use sqlx::{Decode, Row as _, TypeInfo as _, ValueRef as _};
 
@@ -336,17 +336,16 @@ pub(crate) fn connect_options(
 }
 
 /// A pool that opens nothing until first used.
-pub(crate) fn pool(connect: PgConnectOptions, options: &StorageOptions) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(options.max_connections)
-        .min_connections(options.min_connections)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_lazy_with(connect)
+pub(crate) fn pool(
+    connect: PgConnectOptions,
+    options: &StorageOptions,
+) -> crate::pool::Pool<Postgres> {
+    crate::pool::build(connect, options, None)
 }
 
 /// `PostgreSQL 15.20`.
-pub(crate) async fn version(pool: &PgPool) -> Result<String, Failure> {
-    let rows = fetch(pool, "SHOW server_version", &[]).await?;
+pub(crate) async fn version(conn: &mut PgConnection) -> Result<String, Failure> {
+    let rows = fetch(&mut *conn, "SHOW server_version", &[]).await?;
     let full = rows
         .first()
         .map(|r| r.text("server_version"))
@@ -370,7 +369,10 @@ fn schemas_param(schemas: &[String]) -> Value {
 }
 
 /// A hash computed in the server over everything introspection reads.
-pub(crate) async fn fingerprint(pool: &PgPool, schemas: &[String]) -> Result<String, Failure> {
+pub(crate) async fn fingerprint(
+    conn: &mut PgConnection,
+    schemas: &[String],
+) -> Result<String, Failure> {
     let sql = format!(
         "SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) AS fp FROM (
            SELECT concat_ws(' ', n.nspname, c.relname, c.relkind, a.attnum, a.attname,
@@ -400,7 +402,7 @@ pub(crate) async fn fingerprint(pool: &PgPool, schemas: &[String]) -> Result<Str
            WHERE {SCHEMA_FILTER}
          ) s"
     );
-    let rows = fetch(pool, &sql, &[schemas_param(schemas)]).await?;
+    let rows = fetch(&mut *conn, &sql, &[schemas_param(schemas)]).await?;
     Ok(rows.first().map(|r| r.text("fp")).unwrap_or_default())
 }
 
@@ -420,7 +422,10 @@ fn kind_of(base: &str, category: &str) -> ColumnKind {
 }
 
 /// Reads the catalogs into the dialect-neutral model.
-pub(crate) async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, Failure> {
+pub(crate) async fn introspect(
+    conn: &mut PgConnection,
+    schemas: &[String],
+) -> Result<Schema, Failure> {
     let params = [schemas_param(schemas)];
     let tables_sql = format!(
         "SELECT n.nspname::text AS schema_name, c.relname::text AS table_name,
@@ -481,11 +486,11 @@ pub(crate) async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Sche
            AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.objid = p.oid AND dep.deptype = 'e')
          ORDER BY 2, 3, 1, a.ord"
     );
-    let fingerprint = fingerprint(pool, schemas).await?;
-    let table_rows = fetch(pool, &tables_sql, &params).await?;
-    let column_rows = fetch(pool, &columns_sql, &params).await?;
-    let key_rows = fetch(pool, &keys_sql, &params).await?;
-    let function_rows = fetch(pool, &functions_sql, &params).await?;
+    let fingerprint = fingerprint(&mut *conn, schemas).await?;
+    let table_rows = fetch(&mut *conn, &tables_sql, &params).await?;
+    let column_rows = fetch(&mut *conn, &columns_sql, &params).await?;
+    let key_rows = fetch(&mut *conn, &keys_sql, &params).await?;
+    let function_rows = fetch(&mut *conn, &functions_sql, &params).await?;
 
     let mut tables: BTreeMap<(String, String), Table> = BTreeMap::new();
     for r in &table_rows {
@@ -586,7 +591,7 @@ pub(crate) async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Sche
 }
 
 crate::common::migrate_fn!(
-    PgPool,
+    PgConnection,
     magmobo_core::roles::storage::Dialect::Postgres,
     MIGRATIONS
 );

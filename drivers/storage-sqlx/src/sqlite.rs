@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use magmobo_core::roles::schema::{Column, ColumnKind, ForeignKey, Schema, Table, TableKind};
 use magmobo_core::roles::storage::Value;
-use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 use sqlx::{Column as _, Decode, Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::StorageOptions;
@@ -79,10 +81,13 @@ pub(crate) fn pool(
     in_memory: bool,
     options: &StorageOptions,
 ) -> SqlitePool {
+    // The database is in-process and cannot go away between uses, so sqlx's ping before
+    // each use (a message to the connection's thread and back) buys nothing.
     let mut pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .min_connections(options.min_connections)
-        .acquire_timeout(options.acquire_timeout);
+        .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false);
     if in_memory {
         pool = pool
             .min_connections(options.min_connections.max(1))
@@ -93,8 +98,8 @@ pub(crate) fn pool(
 }
 
 /// `SQLite 3.46.0`.
-pub(crate) async fn version(pool: &SqlitePool) -> Result<String, Failure> {
-    let rows = fetch(pool, "SELECT sqlite_version() AS v", &[]).await?;
+pub(crate) async fn version(conn: &mut SqliteConnection) -> Result<String, Failure> {
+    let rows = fetch(&mut *conn, "SELECT sqlite_version() AS v", &[]).await?;
     Ok(format!(
         "SQLite {}",
         rows.first().map(|r| r.text("v")).unwrap_or_default()
@@ -109,12 +114,15 @@ const USER_OBJECTS: &str =
     "name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_magmobo\\_%' ESCAPE '\\'";
 
 /// A hash over the SQL text of every user object.
-pub(crate) async fn fingerprint(pool: &SqlitePool, schemas: &[String]) -> Result<String, Failure> {
+pub(crate) async fn fingerprint(
+    conn: &mut SqliteConnection,
+    schemas: &[String],
+) -> Result<String, Failure> {
     if !wants_main(schemas) {
         return Ok(fingerprint_rows(&[]));
     }
     let rows = fetch(
-        pool,
+        &mut *conn,
         &format!(
             "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE {USER_OBJECTS} ORDER BY type, name"
         ),
@@ -153,8 +161,11 @@ fn kind_of(declared: &str) -> ColumnKind {
 }
 
 /// Reads `sqlite_schema` and the pragmas into the dialect-neutral model.
-pub(crate) async fn introspect(pool: &SqlitePool, schemas: &[String]) -> Result<Schema, Failure> {
-    let fingerprint = fingerprint(pool, schemas).await?;
+pub(crate) async fn introspect(
+    conn: &mut SqliteConnection,
+    schemas: &[String],
+) -> Result<Schema, Failure> {
+    let fingerprint = fingerprint(&mut *conn, schemas).await?;
     if !wants_main(schemas) {
         return Ok(Schema {
             tables: Vec::new(),
@@ -163,7 +174,7 @@ pub(crate) async fn introspect(pool: &SqlitePool, schemas: &[String]) -> Result<
         });
     }
     let objects = fetch(
-        pool,
+        &mut *conn,
         &format!(
             "SELECT name, type, sql,
                     EXISTS (SELECT 1 FROM sqlite_schema t WHERE t.type = 'trigger'
@@ -179,7 +190,7 @@ pub(crate) async fn introspect(pool: &SqlitePool, schemas: &[String]) -> Result<
         let view = object.text("type") == "view";
         let param = [Value::Text(name.clone())];
         let columns = fetch(
-            pool,
+            &mut *conn,
             r#"SELECT name, type, "notnull" AS not_null, dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid"#,
             &param,
         )
@@ -226,7 +237,7 @@ pub(crate) async fn introspect(pool: &SqlitePool, schemas: &[String]) -> Result<
         table.primary_key = pk.into_iter().map(|(_, c)| c).collect();
         if !view {
             let unique = fetch(
-                pool,
+                &mut *conn,
                 r#"SELECT il.name AS index_name, ii.name AS column_name
                    FROM pragma_index_list(?1) il JOIN pragma_index_info(il.name) ii
                    WHERE il."unique" = 1 AND il.origin = 'u' AND il.partial = 0
@@ -244,7 +255,7 @@ pub(crate) async fn introspect(pool: &SqlitePool, schemas: &[String]) -> Result<
                 last = Some(index);
             }
             let fks = fetch(
-                pool,
+                &mut *conn,
                 r#"SELECT id, "table" AS foreign_table, "from" AS column_name, "to" AS foreign_column
                    FROM pragma_foreign_key_list(?1) ORDER BY id, seq"#,
                 &param,
@@ -275,7 +286,7 @@ pub(crate) async fn introspect(pool: &SqlitePool, schemas: &[String]) -> Result<
                 // `REFERENCES t` without columns means t's primary key.
                 if fk.foreign_columns.iter().any(String::is_empty) {
                     let target = fetch(
-                        pool,
+                        &mut *conn,
                         "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
                         &[Value::Text(fk.foreign_table.clone())],
                     )
@@ -355,7 +366,7 @@ pub(crate) fn constraint_name(create_sql: &str, columns: &[String]) -> Option<St
 }
 
 crate::common::migrate_fn!(
-    SqlitePool,
+    SqliteConnection,
     magmobo_core::roles::storage::Dialect::Sqlite,
     MIGRATIONS
 );
