@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use magauth::{AuthConfig, Hs256Signer, MagAuth};
+use magconsole::{Console, ConsoleConfig};
 use maggate::{GateConfig, MagGate};
 use magmetrics::MagMetrics;
 use magmobo::auth::{ApiKeyAuth, AuthOptions, CreatedKey, JwtConfig, KeyStore};
@@ -117,6 +118,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Config { server } => config(&load(&project, &server)?, server.json),
         Command::Keys(command) => keys(&project, command).await,
         Command::Agents(command) => crate::agents_cli::run(&project, command).await,
+        Command::Members(command) => crate::members_cli::run(&project, command).await,
         Command::Sentinel(crate::SentinelCommand::Scan { requests }) => crate::scan::run(requests),
         Command::Logs(args) => crate::logs::run(&load(&project, &args.server)?, &args).await,
         Command::Test { url, table, server } => {
@@ -246,6 +248,7 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         }
     }
     let gate = MagGate::new(gate_config);
+    let reload_handle = gate.handle();
     let cache_stats = {
         let gate = gate.handle();
         move || gate.read_cache_stats().unwrap_or_default()
@@ -292,6 +295,18 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
         board = board.patrol(sentinel(s));
     } else {
         tracing::warn!("Sentinel is off (sentinel = false): requests are not inspected");
+    }
+    // The platform API (/platform/v1): keys, agents, members and roles, schema, guarded by
+    // platform roles (`magflock members`). Not in PostgREST mode, which has no API keys.
+    if loaded.postgrest.is_none() {
+        let gate = reload_handle;
+        board = board.extension(Console::new(ConsoleConfig::default()).on_schema_reload(
+            "maggate",
+            move || {
+                let gate = gate.clone();
+                async move { gate.reload().await }
+            },
+        ));
     }
     // End-user accounts (GoTrue's /auth/v1), signing with the secret the PSU verifies.
     if let (Some(secret), None) = (&s.jwt_secret, &loaded.postgrest) {

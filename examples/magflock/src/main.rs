@@ -7,6 +7,7 @@ mod agents_cli;
 mod attack;
 mod commands;
 mod logs;
+mod members_cli;
 mod postgrest_config;
 mod scan;
 mod settings;
@@ -90,6 +91,12 @@ enum Command {
         after_help = "Examples:\n  magflock agents create --name reporter --grant orders:select\n  magflock agents tickets --status pending\n  magflock agents approve <ticket>"
     )]
     Agents(AgentsCommand),
+    /// Platform roles: who may manage keys, agents, members and schema over /platform/v1.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  magflock members grant key:3f9c2a1b7d4e owner\n  magflock members list\n  magflock members revoke user:5b0c...\n\nRoles: owner, admin, developer, viewer, or a custom role defined over the API."
+    )]
+    Members(MembersCommand),
     /// Sentinel tools.
     #[command(
         subcommand,
@@ -249,6 +256,36 @@ struct ServerArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum MembersCommand {
+    /// List members and the role each holds.
+    #[command(after_help = "Examples:\n  magflock members list\n  magflock members list --json")]
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Give a subject a role (replacing the one it held). You act as the owner.
+    #[command(
+        after_help = "Examples:\n  magflock members grant key:3f9c2a1b7d4e owner\n  magflock members grant mf_3f9c2a1b7d4e developer\n  magflock members grant user:5b0c8c1e-... viewer"
+    )]
+    Grant {
+        /// `key:<API key id>` (or the key's `mf_<id>` prefix) or `user:<user id>`.
+        subject: String,
+        /// owner, admin, developer, viewer or a custom role.
+        role: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Take a subject's role away (refused for the last owner).
+    #[command(after_help = "Example:\n  magflock members revoke key:3f9c2a1b7d4e")]
+    Revoke {
+        /// The member's subject, as `members list` shows it.
+        subject: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

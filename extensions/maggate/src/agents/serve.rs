@@ -12,6 +12,7 @@ use http::{Method, StatusCode, header};
 use magmobo_core::axum::body::{Body, to_bytes};
 use magmobo_core::axum::response::Response;
 use magmobo_core::roles::auth::{Identity, IdentityKind};
+use magmobo_core::roles::platform::{self, Permission, store::PlatformStore};
 
 use super::model::{Agent, AgentError, AgentsConfig, Op, Ticket, TicketStatus, now_ms};
 use super::store::AgentStore;
@@ -519,14 +520,34 @@ fn storage_error(e: AgentError) -> ApiError {
     }
 }
 
-/// Who decides: an admin role (or a `Service` identity), named for the ticket.
-fn admin(config: &AgentsConfig, identity: Option<&Identity>) -> Option<String> {
+/// Who decides: an admin role (or a `Service` identity), or a platform member holding
+/// `approvals.decide` (looked up in Storage now, so a revoked role stops counting at once),
+/// named for the ticket. Agents never decide, whatever their key's role.
+async fn admin(config: &AgentsConfig, rt: &Runtime, identity: Option<&Identity>) -> Option<String> {
     let id = identity?;
-    let is_admin = id.kind == IdentityKind::Service || config.admin_roles.contains(&id.role);
-    is_admin.then(|| match &id.subject {
+    let name = || match &id.subject {
         Some(s) => format!("{}:{s}", id.role),
         None => id.role.clone(),
-    })
+    };
+    if id.kind == IdentityKind::Service || config.admin_roles.contains(&id.role) {
+        return Some(name());
+    }
+    if agent_name(id).is_some() {
+        return None;
+    }
+    let subject = platform::subject_of(id)?;
+    // Without the platform tables (no console installed) nobody holds a platform role.
+    match PlatformStore::new(rt.storage.clone())
+        .access_of(&subject)
+        .await
+    {
+        Ok(access) if access.permissions.contains(Permission::ApprovalsDecide) => Some(subject),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(target: "maggate", error = %e, "platform roles unreadable");
+            None
+        }
+    }
 }
 
 fn view(inner: &Inner, t: &Ticket) -> serde_json::Value {
@@ -578,7 +599,7 @@ pub(crate) async fn approvals(
     };
     let call = call.as_ref();
     let identity = identity.as_ref();
-    let by = admin(config, identity);
+    let by = admin(config, rt, identity).await;
     let forbidden = || {
         ApiError::new(
             403,
@@ -586,7 +607,7 @@ pub(crate) async fn approvals(
             "only an admin or the ticket's agent may see it",
         )
         .hint(format!(
-            "Use a key whose role is one of: {}",
+            "Use a key whose role is one of: {}, or a platform member with approvals.decide",
             config.admin_roles.join(", ")
         ))
     };
@@ -633,7 +654,7 @@ pub(crate) async fn approvals(
         (&Method::POST, [id, action @ ("approve" | "reject")]) => {
             let Some(by) = by else {
                 return Err(ApiError::new(403, "MG403", "only an admin may approve or reject tickets")
-                    .hint(format!("Use a key whose role is one of: {}", config.admin_roles.join(", "))));
+                    .hint(format!("Use a key whose role is one of: {}, or a platform member with approvals.decide", config.admin_roles.join(", "))));
             };
             let approve = *action == "approve";
             let ticket = if approve {
