@@ -24,6 +24,7 @@ use magmobo::roles::platform::Access;
 use magmobo::roles::platform::store::PlatformStore;
 use magmobo::storage::{SqlStorage, StorageOptions};
 use magmobo_integration_tests::services::{mysql_or_skip, postgres_or_skip};
+use sentinel::audit::{AuditFilter, AuditLog, AuditStore};
 use serde_json::{Value as Json, json};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -122,6 +123,7 @@ async fn boot(storage: &SqlStorage, agents: bool) -> Motherboard {
         .with((storage.clone(), auth))
         .extension(gate)
         .extension(console)
+        .extension(AuditLog::default())
         .build()
         .unwrap();
     board.boot().await.unwrap();
@@ -489,6 +491,46 @@ async fn scenario(url: &str) {
             "no '{expected}' event in {seen:?}"
         );
     }
+    // MagAudit's defaults record them, with who did it, in the hash-chained log.
+    let audit = AuditStore::new(Arc::new(s.storage.clone()));
+    let filter = AuditFilter {
+        kind: Some("platform".into()),
+        ..AuditFilter::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries = audit.query(&filter).await.unwrap();
+        if entries
+            .iter()
+            .any(|e| e.summary == "platform members.grant denied")
+            || Instant::now() > deadline
+        {
+            break entries;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let created = entries
+        .iter()
+        .find(|e| e.summary == "platform keys.create ok")
+        .unwrap_or_else(|| panic!("no key creation in the audit log: {entries:?}"));
+    assert!(
+        created
+            .identity
+            .as_deref()
+            .is_some_and(|i| i.starts_with("key:")),
+        "the audit entry names who created the key: {created:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.summary == "platform members.grant denied"),
+        "refusals are audited too: {entries:?}"
+    );
+    assert_eq!(
+        audit.verify().await.unwrap().broken,
+        None,
+        "the chain verifies"
+    );
     board.shutdown(StopMode::Fast).await.unwrap();
 }
 

@@ -305,15 +305,18 @@ impl SqlStorage {
                 Pool::My(p) => pool::PooledTransaction::begin(p, statement, part, target)
                     .await
                     .map(|tx| Box::new(tx) as Box<dyn Transaction>),
+                // A write transaction takes SQLite's write lock at BEGIN: a deferred one that
+                // reads first fails with "database is locked", without waiting, when another
+                // connection wrote meanwhile.
                 #[cfg(feature = "sqlite")]
-                Pool::Lite(p) => match statement {
-                    Some(statement) => p.begin_with(statement).await,
-                    None => p.begin().await,
-                }
-                .map(|tx| {
-                    Box::new(common::SqlTransaction { tx, part, target }) as Box<dyn Transaction>
-                })
-                .map_err(Failure::Sql),
+                Pool::Lite(p) => p
+                    .begin_with(statement.unwrap_or("BEGIN IMMEDIATE"))
+                    .await
+                    .map(|tx| {
+                        Box::new(common::SqlTransaction { tx, part, target })
+                            as Box<dyn Transaction>
+                    })
+                    .map_err(Failure::Sql),
                 #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
                 Pool::Off(never) => match *never {},
             };
@@ -511,8 +514,8 @@ impl Storage for SqlStorage {
         let statement = match self.inner.dialect {
             Dialect::Postgres => Some("BEGIN READ ONLY"),
             Dialect::MySql => Some("START TRANSACTION READ ONLY"),
-            // SQLite has no read-only transactions; a plain one keeps the same shape.
-            _ => None,
+            // SQLite has no read-only transactions; a deferred one takes no write lock.
+            _ => Some("BEGIN"),
         };
         self.begin_with(statement)
             .await

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use magmobo_core::roles::schema::{Column, ColumnKind, ForeignKey, Schema, Table, TableKind};
 use magmobo_core::roles::storage::Value;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteRow,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow,
 };
 use sqlx::{Column as _, Decode, Row as _, TypeInfo as _, ValueRef as _};
 
@@ -53,7 +54,8 @@ impl Backend for Sqlite {
     }
 }
 
-/// Connect options: `sqlite::memory:`, `sqlite://path`, or a bare path; files are created.
+/// Connect options: `sqlite::memory:`, `sqlite://path`, or a bare path; files are created
+/// in WAL mode.
 pub(crate) fn connect_options(
     url: &str,
     path: bool,
@@ -64,7 +66,13 @@ pub(crate) fn connect_options(
     } else {
         SqliteConnectOptions::from_str(url)?
     };
+    // A file database runs in WAL mode: readers and the one writer do not block each other
+    // (the rollback journal makes a reader that wants to write fail with "database is locked"
+    // while another connection writes, e.g. the audit log's batches). Commits still wait for
+    // the disk (sqlx's default `synchronous = FULL`). In-memory databases keep their own
+    // journal; SQLite ignores the request there.
     Ok(connect
+        .journal_mode(SqliteJournalMode::Wal)
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(

@@ -11,8 +11,17 @@ use tokio::sync::mpsc;
 
 use super::store::{AuditStore, NewEntry};
 
-/// Topics recorded by default.
-pub const DEFAULT_TOPICS: [&str; 4] = ["threat.*", "auth.*", "audit.*", "extension.*"];
+/// Topics recorded by default: security decisions (`threat.*`, `auth.*`), the log's own
+/// reports, extensions plugged or unplugged, what AI agents did (`agent.*`) and privileged
+/// changes made through the platform API (`platform.*`).
+pub const DEFAULT_TOPICS: [&str; 6] = [
+    "threat.*",
+    "auth.*",
+    "audit.*",
+    "extension.*",
+    "agent.*",
+    "platform.*",
+];
 
 /// The MagAudit extension.
 pub struct AuditLog {
@@ -70,7 +79,8 @@ fn to_entry(event: &Event) -> NewEntry {
     let field = |name: &str| p.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     let identity = field("identity")
         .or_else(|| field("key_id"))
-        .or_else(|| field("user"));
+        .or_else(|| field("user"))
+        .or_else(|| field("by"));
     let source = field("source").or_else(|| field("ip"));
     let summary = match event.topic.as_str() {
         "threat.detected" => format!(
@@ -80,6 +90,11 @@ fn to_entry(event: &Event) -> NewEntry {
             field("kind").unwrap_or_else(|| "a threat".into()),
             field("parameter").unwrap_or_default(),
             p.get("confidence").and_then(|c| c.as_f64()).unwrap_or(0.0)
+        ),
+        "platform.action" => format!(
+            "platform {} {}",
+            field("action").unwrap_or_default(),
+            field("outcome").unwrap_or_default()
         ),
         topic => match field("message")
             .or_else(|| field("name"))
