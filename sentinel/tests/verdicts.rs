@@ -189,3 +189,68 @@ fn structured_values() {
     check("こんにちは、テーブルを選択してください", BENIGN);
     check("C'est l'été, et j'ai faim", BENIGN);
 }
+
+/// Layer 1 alone, so the rules themselves are tested and not the model behind them.
+#[track_caller]
+fn check_layer1(input: &str, expected: bool) {
+    let verdict = SqlGuard::layer1_only().inspect(input);
+    assert_eq!(
+        verdict.attack, expected,
+        "input {input:?}: expected attack={expected} from layer 1, got {verdict:?}"
+    );
+}
+
+/// Shapes found missing by the external corpus (sqlmap's payloads) and the hand-written set.
+#[test]
+fn sqlmap_boundaries_and_numeric_payloads() {
+    // Closing a dollar quote, a backtick identifier or a block comment instead of a quote.
+    check_layer1("-2811$$ OR 5104=5104-- -", ATTACK);
+    check_layer1("test` WHERE 3166=3166 AND 3166=3166#", ATTACK);
+    check_layer1("test*/ ,IIF(2508=2508,test,1/0)/*", ATTACK);
+    check_layer1("admin*/ UNION SELECT 1105,1105#", ATTACK);
+    // Literal comparisons where only injected SQL puts them.
+    check_layer1("ELT(6820=6820,1)", ATTACK);
+    check_layer1("MAKE_SET(5323=8435,5323)", ATTACK);
+    check_layer1("(2227=2227)*2227", ATTACK);
+    check_layer1("(CASE WHEN 7120=2644 THEN 7120 ELSE NULL END)", ATTACK);
+    check_layer1(
+        "admin' ,(CASE WHEN 1402=1402 THEN 1 ELSE NULL END)-- qUzw",
+        ATTACK,
+    );
+    // Tautologies after `where` and `having`; functions sqlmap calls.
+    check_layer1("1) AS QxWv WHERE 8440=8440 OR NOT 8440=7583-- QxWv", ATTACK);
+    check_layer1("' group by id having 1=1--", ATTACK);
+    check_layer1(
+        "admin') AND UNICODE(SUBSTRING((SELECT TOP 1 name FROM master..sysdatabases),4,1))>64-- -",
+        ATTACK,
+    );
+    check_layer1("' procedure analyse()--", ATTACK);
+    check_layer1("'; grant all privileges on *.* to 'eve'@'%'--", ATTACK);
+    // Arithmetic on the empty string, only when the breakout string is one word.
+    check_layer1("'-'", ATTACK);
+    check_layer1("' div 0 -- ", ATTACK);
+    check_layer1(
+        "Join two or more pathname components, inserting '/' as needed.",
+        BENIGN,
+    );
+    check_layer1(
+        "The unary \"~\" (invert) operator yields the bitwise inversion.",
+        BENIGN,
+    );
+    // Markdown and prose with backticks and `$$` stay benign.
+    check_layer1("use `git log` and then `git show` to compare", BENIGN);
+    check_layer1("prices in $$ and `code`", BENIGN);
+    check_layer1("(3 + 4) * 2", BENIGN);
+}
+
+/// A value that leaves the other quote open cannot run in that slot: prose quoting an attack.
+#[test]
+fn quoted_attacks_in_prose() {
+    check(
+        "My teacher says never write \"' OR 1=1\" in a login form, why?",
+        BENIGN,
+    );
+    // The same payload that closes what it opens, or comments out the rest, is still caught.
+    check("x' OR 1=1 -- \"", ATTACK);
+    check("x' OR \"a\"=\"a", ATTACK);
+}

@@ -3,13 +3,18 @@
 //! It generates the corpus with the repo's generator and a fixed seed, splits it
 //! deterministically (held-out half, as the layer-1 evaluation; the rest 90% train, 10%
 //! validation), keeps whole attack families out of training so they measure generalisation,
-//! trains on the CPU with candle, writes `sentinel/models/sqlguard-v1.safetensors` and its
-//! JSON sidecar (seed, hashing parameters, metrics), then evaluates layer 1 alone, layer 2
-//! alone and both on the generated held-out split, on the held-out families, and on the
-//! hand-written sets in `sentinel/tests/data/` that no generator template produced.
+//! adds the train split of the external corpus (`sentinel/tests/data/external/`, drawn from
+//! sqlmap, wfuzz, Faker and Python's documentation by `sentinel/corpus-tools/`; a tenth of it,
+//! by a hash of the value, is validation), trains on the CPU with candle, writes
+//! `sentinel/models/sqlguard-v1.safetensors` and its JSON sidecar (seed, hashing parameters,
+//! metrics), then evaluates layer 1 alone, layer 2 alone and both on the generated held-out
+//! split, on the held-out families, on the hand-written sets in `sentinel/tests/data/` and on
+//! the external held-out split, none of which is trained on.
 //!
-//! Usage: `sentinel-train [--seed N] [--size N] [--epochs N] [--eval-only] [--verbose]`. `--eval-only`
-//! measures the weights compiled into this binary instead of training new ones.
+//! Usage: `sentinel-train [--seed N] [--size N] [--epochs N] [--eval-only] [--verbose]
+//! [--sweep]`. `--eval-only` measures the weights compiled into this binary instead of
+//! training new ones; `--sweep` tries a grid of combination cut-offs on the two validation
+//! sets only (the cut-offs must not be chosen on an evaluation set).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -107,6 +112,21 @@ fn data_file(name: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// One split of the external corpus (`tests/data/external`, from public packages, see its
+/// README): attacks and benign values, labelled.
+fn external_set(part: &str) -> Result<Vec<(String, bool)>, String> {
+    let mut values: Vec<(String, bool)> = data_file(&format!("external/attacks-{part}.txt"))?
+        .into_iter()
+        .map(|v| (v, true))
+        .collect();
+    values.extend(
+        data_file(&format!("external/benign-{part}.txt"))?
+            .into_iter()
+            .map(|v| (v, false)),
+    );
+    Ok(values)
+}
+
 /// One labelled evaluation set.
 struct Set {
     name: &'static str,
@@ -123,6 +143,11 @@ fn run(args: &Args) -> Result<(), String> {
         split.held_out.into_iter().partition(held_out_family);
     let validation_len = pool.len() / 10;
     let (validation, training) = pool.split_at(validation_len);
+    // A tenth of the external train split (by a hash of the value) is validation: never
+    // trained on, it is where `--sweep` picks the cut-offs together with the generated one.
+    let (external_validation, external_train): (Vec<_>, Vec<_>) = external_set("train")?
+        .into_iter()
+        .partition(|(v, _)| Sha256::digest(v.as_bytes())[0] % 10 == 0);
     let to_examples = |s: &[Sample]| -> Vec<Example> {
         s.iter()
             .map(|s| Example {
@@ -132,10 +157,12 @@ fn run(args: &Args) -> Result<(), String> {
             .collect()
     };
     println!(
-        "corpus seed {}: train {}, validation {}, held-out {}, held-out families {} (+{} kept out of training)",
+        "corpus seed {}: train {} (+{} external), validation {} (+{} external), held-out {}, held-out families {} (+{} kept out of training)",
         args.seed,
         training.len(),
+        external_train.len(),
         validation.len(),
+        external_validation.len(),
         held_out.len(),
         families.len(),
         family_train.len()
@@ -152,8 +179,16 @@ fn run(args: &Args) -> Result<(), String> {
     let model: &Classifier = if args.eval_only {
         Classifier::embedded().map_err(|e| e.to_string())?
     } else {
-        let examples = to_examples(training);
-        let val = to_examples(validation);
+        let mut examples = to_examples(training);
+        examples.extend(external_train.iter().map(|(v, attack)| Example {
+            normalized: normalize(v).into_owned(),
+            attack: *attack,
+        }));
+        let mut val = to_examples(validation);
+        val.extend(external_validation.iter().map(|(v, attack)| Example {
+            normalized: normalize(v).into_owned(),
+            attack: *attack,
+        }));
         let t = Instant::now();
         let weights = train::train(&examples, config, |epoch, loss, w| {
             let acc = validation_accuracy(&val, w);
@@ -191,6 +226,19 @@ fn run(args: &Args) -> Result<(), String> {
             .into_iter()
             .map(|v| (v, true))
             .collect(),
+    });
+    sets.push(Set {
+        name: "external held-out",
+        values: external_set("held-out")?,
+    });
+    sets.push(Set {
+        name: "generated validation",
+        values: labelled(validation),
+    });
+    let external_validation_len = external_validation.len();
+    sets.push(Set {
+        name: "external validation",
+        values: external_validation,
     });
 
     println!();
@@ -252,6 +300,12 @@ fn run(args: &Args) -> Result<(), String> {
                 "validation": validation.len(),
                 "held_out": held_out.len(),
                 "held_out_families": HELD_OUT_FAMILIES,
+                "external": {
+                    "files": "sentinel/tests/data/external/{attacks,benign}-{train,held-out}.txt",
+                    "train": external_train.len(),
+                    "validation": external_validation_len,
+                    "held_out": "never trained on; measured as `external held-out`",
+                },
             },
             "training": {
                 "epochs": config.epochs,
@@ -391,6 +445,8 @@ fn measure(values: &[(String, bool)], layer: &str, model: &'static Classifier) -
             m.wrong.push((v.clone(), *truth, said));
         }
     }
+    // False positives first: rarer, and what a reader looks for.
+    m.wrong.sort_by_key(|w| w.1);
     times.sort_by(f64::total_cmp);
     let pick = |q: f64| {
         times
@@ -429,9 +485,14 @@ fn candle_inference_us(values: &[(String, bool)], weights: &Path) -> Result<f64,
     Ok(times.get(times.len() / 2).copied().unwrap_or_default())
 }
 
-/// Detection and false positives of the combination under a grid of cut-offs.
+/// Detection and false positives of the combination under a grid of cut-offs, on the
+/// validation sets only: the cut-offs are chosen where no evaluation set is looked at.
 fn sweep(sets: &[Set], model: &'static Classifier) {
     let guard = SqlGuard::with_classifier(model);
+    let sets: Vec<&Set> = sets
+        .iter()
+        .filter(|s| s.name.ends_with("validation"))
+        .collect();
     let layers: Vec<Vec<(ml::Layers, bool)>> = sets
         .iter()
         .map(|set| {
@@ -441,17 +502,25 @@ fn sweep(sets: &[Set], model: &'static Classifier) {
                 .collect()
         })
         .collect();
-    println!("\nsweep: sure veto gated_attack -> per set: misses/attacks fps/benign");
+    let names: Vec<&str> = sets.iter().map(|s| s.name).collect();
+    println!(
+        "\nsweep on {}: sure veto gated_attack free_attack -> per set: misses/attacks fps/benign",
+        names.join(", ")
+    );
     for sure in [0.7, 0.86, 0.9, 0.96] {
         for veto in [0.01, 0.05, 0.1, 0.2] {
-            for gated_attack in [0.3, 0.5, 0.6, 0.7, 0.8, 0.9] {
+            for (gated_attack, free_attack) in [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]
+                .into_iter()
+                .flat_map(|g| [0.95, 0.98, 0.99, 0.995].map(|f| (g, f)))
+            {
                 let t = ml::Thresholds {
                     sure,
                     veto,
                     gated_attack,
+                    free_attack,
                     ..ml::Thresholds::DEFAULT
                 };
-                let mut line = format!("{sure:.2} {veto:.2} {gated_attack:.2} ->");
+                let mut line = format!("{sure:.2} {veto:.2} {gated_attack:.2} {free_attack:.3} ->");
                 for set in &layers {
                     let (mut miss, mut att, mut fp, mut ben) = (0, 0, 0, 0);
                     for (l, truth) in set {

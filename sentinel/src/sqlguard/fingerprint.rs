@@ -70,6 +70,9 @@ pub enum Guard {
     /// The token at this fingerprint position must be `order by`, `group by`, `having` or
     /// `limit`, not any keyword (`customers' from 5` is prose).
     Clause(usize),
+    /// The breakout string holds no whitespace (`'-'`, `1'*'`): prose that quotes an
+    /// operator (`the "~" operator`) has words before its quote.
+    Tight,
 }
 
 /// An attack shape: a fingerprint prefix (`$` = the value ends there).
@@ -148,6 +151,17 @@ pub static SHAPES: &[Shape] = &[
     shape("s=n&", T),
     shape("s=n;", T),
     shape("sof", B),
+    // arithmetic on the empty string: `'-'`, `'*'` (MySQL turns both strings into 0), `' div 0--`
+    Shape {
+        pattern: "sos$",
+        technique: T,
+        guard: Guard::Tight,
+    },
+    Shape {
+        pattern: "sonc",
+        technique: B,
+        guard: Guard::Tight,
+    },
     shape("soS", B),
     shape("sov", B),
     // union
@@ -292,6 +306,10 @@ pub enum Rule {
     SchemaObject,
     /// The value ends in a comment that cuts the rest of the query.
     TrailingComment,
+    /// Two number literals compared where only injected SQL puts them: as a function's
+    /// argument (`elt(5=5,1)`, `iif(3=4,1,1/0)`), after `case when`, or as a whole
+    /// parenthesised numeric value (`(5=5)*5`). sqlmap's boolean payloads for numeric slots.
+    LiteralComparison,
 }
 
 impl Rule {
@@ -306,6 +324,7 @@ impl Rule {
             Rule::DangerousFunction => "dangerous-function",
             Rule::SchemaObject => "schema-object",
             Rule::TrailingComment => "trailing-comment",
+            Rule::LiteralComparison => "literal-comparison",
         }
     }
 
@@ -317,10 +336,12 @@ impl Rule {
             Rule::ErrorFunction | Rule::DangerousFunction => 0.9,
             Rule::SchemaObject => 0.8,
             Rule::TrailingComment => 0.3,
+            // Under `sure`: a model sure the value is benign may still veto it.
+            Rule::LiteralComparison => 0.8,
         }
     }
 
-    const ALL: [Rule; 8] = [
+    const ALL: [Rule; 9] = [
         Rule::Tautology,
         Rule::UnionSelect,
         Rule::StackedStatement,
@@ -329,6 +350,7 @@ impl Rule {
         Rule::DangerousFunction,
         Rule::SchemaObject,
         Rule::TrailingComment,
+        Rule::LiteralComparison,
     ];
 }
 
@@ -519,6 +541,14 @@ fn fold<'a>(src: &'a str, context: Context) -> Folded<'a> {
                         next.is_some_and(|n| matches!(n.class, Class::LParen | Class::Bare))
                     }
                     Kw::Attach => next_kw == Kw::Object,
+                    // `grant all ...`, `grant select on ...`, `revoke insert ...`
+                    Kw::Grant => {
+                        next_kw == Kw::All
+                            || next.is_some_and(|n| {
+                                matches!(n.class, Class::Select | Class::Verb)
+                                    || matches!(n.text, "usage" | "execute" | "superuser" | "dba")
+                            })
+                    }
                     _ => false,
                 };
                 if !valid {
@@ -594,6 +624,8 @@ fn gate(p: &[Token<'_>], raw_starts_with_paren: bool, context: Context) -> Optio
                 .then_some(i)
             }
             Class::Select if raw_starts_with_paren => Some(0),
+            // `(case when 5=5 then 1 else null end)` as the whole numeric value.
+            Class::Keyword if raw_starts_with_paren && first.text == "case" => Some(0),
             // A function call as the whole numeric value (`if(now()=sysdate(),sleep(5),0)`):
             // gated, but only the rules (time, error, danger) can call it an attack.
             Class::Func => Some(0),
@@ -677,6 +709,17 @@ fn scan_rules(p: &[Token<'_>], context: Context) -> Rules {
                     _ => {}
                 }
             }
+            // `' group by id having 1=1--`, `') as x where 5=5 or ...`
+            Class::Keyword
+                if (t.kw() == Kw::Having || t.text == "where")
+                    && matches!(
+                        (at(i + 1), at(i + 2), at(i + 3)),
+                        (Some(a), Some(op), Some(b))
+                            if op.class == Class::Cmp && truthy_comparison(a, op.text, b)
+                    ) =>
+            {
+                rules.insert(Rule::Tautology);
+            }
             Class::Union if class_at(i + 1) == Some(Class::Select) => {
                 let list = match class_at(i + 2) {
                     Some(Class::Num | Class::Func | Class::Var | Class::Str | Class::Comma) => true,
@@ -749,12 +792,48 @@ fn scan_rules(p: &[Token<'_>], context: Context) -> Rules {
     rules
 }
 
+/// Whether the value, pasted into a quote context, leaves a string of the *other* quote open
+/// at its end: `x "' or 1=1" y` in a single-quoted slot swallows the application's closing
+/// `'` into an unterminated `"..."`, so the query cannot parse and nothing is injected. Prose
+/// quoting an attack looks like this; a working injection closes what it opens or ends in a
+/// comment.
+fn breaks_own_query(p: &[Token<'_>], src: &str, context: Context) -> bool {
+    let other = match context {
+        Context::Bare => return false,
+        Context::SingleQuote => b'"',
+        Context::DoubleQuote => b'\'',
+    };
+    p.iter().skip(1).any(|t| {
+        t.class == Class::Str && !t.closed && {
+            let at = (t.text.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+            at > 0 && at <= src.len() && src.as_bytes().get(at - 1) == Some(&other)
+        }
+    })
+}
+
+/// Whether `n <cmp> n` appears where only injected SQL puts it (see
+/// [`Rule::LiteralComparison`]).
+fn literal_comparison(p: &[Token<'_>], context: Context, starts_with_paren: bool) -> bool {
+    p.windows(3).enumerate().any(|(j, w)| {
+        if !(w[0].class == Class::Num && w[1].class == Class::Cmp && w[2].class == Class::Num) {
+            return false;
+        }
+        match j.checked_sub(1).map(|i| &p[i]) {
+            None => context == Context::Bare && starts_with_paren,
+            Some(prev) => prev.class == Class::Func || prev.text == "when",
+        }
+    })
+}
+
 fn guard_ok(guard: Guard, p: &[Token<'_>]) -> bool {
     match guard {
         Guard::None => true,
         Guard::Clause(i) => p
             .get(i)
             .is_some_and(|t| matches!(t.kw(), Kw::Order | Kw::Group | Kw::Having | Kw::Limit)),
+        Guard::Tight => p
+            .first()
+            .is_some_and(|t| !t.text.contains(char::is_whitespace)),
     }
 }
 
@@ -786,7 +865,7 @@ pub fn analyze(src: &str, context: Context) -> Analysis {
         }
     }
     let p = p.as_slice();
-    if gate(p, starts_with_paren, context).is_none() {
+    if gate(p, starts_with_paren, context).is_none() || breaks_own_query(p, src, context) {
         return analysis;
     }
     analysis.gated = true;
@@ -799,6 +878,9 @@ pub fn analyze(src: &str, context: Context) -> Analysis {
         .iter()
         .find(|s| analysis.fingerprint.matches(s.pattern) && guard_ok(s.guard, p));
     analysis.rules = scan_rules(p, context);
+    if literal_comparison(p, context, starts_with_paren) {
+        analysis.rules.insert(Rule::LiteralComparison);
+    }
     let mut score: f32 = 0.15;
     let mut signals = 0u32;
     if let Some(s) = analysis.shape {

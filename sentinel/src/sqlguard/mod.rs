@@ -4,7 +4,8 @@
 //! learned classifier over the same normalised value; [`ml::combine`] merges the two.
 //!
 //! Pipeline: [`normalize::normalize`] → per [`Context`]: [`lexer::Lexer`] →
-//! [`fingerprint::analyze`] (fold, breakout gate, fingerprint, shapes, rules) → the most
+//! [`fingerprint::analyze`] (fold, breakout gate, fingerprint, shapes, rules), plus one pass
+//! per other literal the value closes (`$$`, `` ` ``, `*/`: see `best_gated`) → the most
 //! confident context is layer 1's verdict → [`ml::Classifier::probability`] →
 //! [`ml::combine`] → the [`Verdict`].
 
@@ -108,7 +109,9 @@ impl SqlGuard {
         }
     }
 
-    /// Per-context analyses of `value`, for callers that want more than the verdict.
+    /// Per-context analyses of `value`, for callers that want more than the verdict. The
+    /// three quote contexts only: the extra passes for `$$`, backtick and `*/` closers that
+    /// [`SqlGuard::inspect`] also runs are not included.
     pub fn analyze(&self, value: &str) -> [Analysis; 3] {
         let normalized = normalize::normalize(value);
         Context::ALL.map(|ctx| fingerprint::analyze(&normalized, ctx))
@@ -119,13 +122,9 @@ impl SqlGuard {
     pub fn layers(&self, value: &str) -> Option<ml::Layers> {
         let model = self.classifier()?;
         let normalized = normalize::normalize(value);
-        let best = Context::ALL
-            .map(|ctx| fingerprint::analyze(&normalized, ctx))
-            .into_iter()
-            .filter(|a| a.gated)
-            .max_by(|a, b| a.score.total_cmp(&b.score));
+        let best = best_gated(&normalized);
         Some(ml::Layers {
-            layer1: best.as_ref().map_or(0.0, |a| a.score),
+            layer1: best.as_ref().map_or(0.0, |(a, _)| a.score),
             gated: best.is_some(),
             layer2: model.probability(&normalized),
         })
@@ -134,12 +133,10 @@ impl SqlGuard {
     /// Inspects one untrusted value.
     pub fn inspect(&self, value: &str) -> Verdict {
         let normalized = normalize::normalize(value);
-        let analyses = Context::ALL.map(|ctx| fingerprint::analyze(&normalized, ctx));
-        let best = analyses
-            .iter()
-            .filter(|a| a.gated)
-            .max_by(|a, b| a.score.total_cmp(&b.score));
-        let layer1 = best.map_or_else(Verdict::clean, layer1_verdict);
+        let best = best_gated(&normalized);
+        let layer1 = best
+            .as_ref()
+            .map_or_else(Verdict::clean, |(a, closes)| layer1_verdict(a, *closes));
         let Some(model) = self.classifier() else {
             return layer1;
         };
@@ -166,14 +163,58 @@ impl SqlGuard {
     }
 }
 
+/// Literals other than quoted strings that a value can close, with the name evidence uses:
+/// PostgreSQL dollar quoting (`$$...$$`), MySQL backtick identifiers, block comments. sqlmap
+/// tries all three (`1$$ or 5=5--`, ``x` where 5=5 and ...#``, `1*/ union select 1/*`).
+const CLOSERS: [(&str, &str); 3] = [
+    ("$$", "dollar-quote"),
+    ("`", "backtick"),
+    ("*/", "block-comment"),
+];
+
+/// Layer 1's most confident gated context, and which [`CLOSERS`] entry it breaks out of when
+/// that is not a quote. A value that closes `$$`, `` ` `` or `*/` before any `'` is also
+/// analysed with that closer read as the closing quote of a single-quoted slot: the SQL after
+/// it is what would run. Only values holding a closer pay for the extra pass (and its copy).
+fn best_gated(normalized: &str) -> Option<(Analysis, Option<&'static str>)> {
+    fn better(a: &Analysis, best: &Option<(Analysis, Option<&'static str>)>) -> bool {
+        a.gated && best.as_ref().is_none_or(|(b, _)| a.score >= b.score)
+    }
+    let mut best = None;
+    for ctx in Context::ALL {
+        let a = fingerprint::analyze(normalized, ctx);
+        if better(&a, &best) {
+            best = Some((a, None));
+        }
+    }
+    for (closer, name) in CLOSERS {
+        let Some(at) = normalized.find(closer) else {
+            continue;
+        };
+        if normalized[..at].contains('\'') {
+            continue;
+        }
+        let mut rewritten = String::with_capacity(normalized.len());
+        rewritten.push_str(&normalized[..at]);
+        rewritten.push('\'');
+        rewritten.push_str(&normalized[at + closer.len()..]);
+        let a = fingerprint::analyze(&rewritten, Context::SingleQuote);
+        // Strictly better only: a quote context that says as much keeps its plainer evidence.
+        if better(&a, &best) && best.as_ref().is_none_or(|(b, _)| a.score > b.score) {
+            best = Some((a, Some(name)));
+        }
+    }
+    best
+}
+
 /// Layer 1's verdict from its most confident gated context.
-fn layer1_verdict(best: &Analysis) -> Verdict {
+fn layer1_verdict(best: &Analysis, closes: Option<&'static str>) -> Verdict {
     let attack = best.score >= ATTACK_THRESHOLD;
     let mut evidence = String::new();
     let _ = write!(
         evidence,
         "{}: fingerprint {}",
-        best.context.name(),
+        closes.unwrap_or(best.context.name()),
         best.fingerprint
     );
     if let Some(shape) = best.shape {
