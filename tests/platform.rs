@@ -101,7 +101,8 @@ async fn setup(url: &str) -> Setup {
 
 async fn boot(storage: &SqlStorage, agents: bool) -> Motherboard {
     let auth = ApiKeyAuth::new(AuthOptions {
-        refresh: Duration::from_millis(100),
+        // Longer than any test: keys changed through the API must reload on the bus event.
+        refresh: Duration::from_secs(3600),
         ..AuthOptions::default()
     });
     let gate = MagGate::new(GateConfig {

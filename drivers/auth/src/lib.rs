@@ -36,6 +36,7 @@ use magmobo_core::board::{BoardBuilder, BoardContext};
 use magmobo_core::bus::Bus;
 use magmobo_core::prelude::*;
 use magmobo_core::roles::auth::IdentityKind;
+use magmobo_core::roles::platform;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -156,6 +157,13 @@ async fn load_keys(store: &KeyStore, into: &ArcSwap<HashMap<String, ApiKey>>) ->
     Ok(count)
 }
 
+/// A successful `keys.*` action of the platform API.
+fn is_key_change(payload: &serde_json::Value) -> bool {
+    let action = payload.get("action").and_then(|a| a.as_str());
+    let outcome = payload.get("outcome").and_then(|o| o.as_str());
+    action.is_some_and(|a| a.starts_with("keys.")) && outcome == Some("ok")
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -222,18 +230,38 @@ impl Component for ApiKeyAuth {
         Ok(())
     }
 
-    async fn start(&self, _board: &BoardContext) -> Result<()> {
-        let (Some(store), false) = (self.store.get().cloned(), self.options.refresh.is_zero())
-        else {
+    async fn start(&self, board: &BoardContext) -> Result<()> {
+        let Some(store) = self.store.get().cloned() else {
             return Ok(());
         };
+        // Keys are re-read when the platform API says it created or revoked one (on this
+        // instance or another sharing the bus: at once), and on a timer for changes made
+        // elsewhere (`magflock keys`, another tool writing the table).
+        let mut changes = board.bus().subscribe(platform::ACTION_TOPIC)?;
         let keys = self.keys.clone();
-        let every = self.options.refresh;
+        let mut tick =
+            (!self.options.refresh.is_zero()).then(|| tokio::time::interval(self.options.refresh));
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
+            if let Some(tick) = &mut tick {
                 tick.tick().await;
+            }
+            loop {
+                let next_tick = async {
+                    match &mut tick {
+                        Some(tick) => {
+                            tick.tick().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = next_tick => {}
+                    event = changes.recv() => match event {
+                        Some(event) if is_key_change(&event.payload) => {}
+                        Some(_) => continue,
+                        None => return,
+                    },
+                }
                 // A failed refresh keeps the last known keys; the database may be back soon.
                 if let Err(error) = load_keys(&store, &keys).await {
                     tracing::warn!(%error, "could not refresh API keys");

@@ -27,4 +27,4 @@ pub use keys::{KeyRecord, hash_secret};
 pub use magmobo_core::roles::platform;
 
 /// The bus topic of every platform action.
-pub const TOPIC: &str = "platform.action";
+pub const TOPIC: &str = magmobo_core::roles::platform::ACTION_TOPIC;

@@ -27,6 +27,13 @@
 
 pub mod store;
 
+/// The bus topic of every privileged action taken through the platform API. The payload has
+/// `action` (e.g. `keys.create`, `keys.revoke`, `members.grant`), `by` (the caller's subject),
+/// `role`, `target`, `outcome` (`ok`, `denied`, `refused`) and `detail`. The PSU reloads its
+/// API keys on a successful `keys.*` action, so a key created or revoked on one instance
+/// works (or stops working) on every instance sharing the bus at once.
+pub const ACTION_TOPIC: &str = "platform.action";
+
 use std::fmt;
 use std::str::FromStr;
 
