@@ -1205,6 +1205,234 @@ async fn embedding_cases(b: &Motherboard) {
     .await;
 }
 
+/// Embedding in the response of a write (POST, PATCH, DELETE, upserts), as supabase-js's
+/// `.insert(row).select('*, rel(col)')` asks for it: the same answer as a read of the
+/// written rows, on every storage. Uses its own rows (ids 9xx) and removes them.
+async fn write_embedding_cases(b: &Motherboard) {
+    let rep = ("prefer", "return=representation");
+    check(
+        b,
+        "POST /items",
+        &[],
+        Some(r#"{"id":950,"name":"wr-item"}"#),
+        201,
+        &[],
+        None,
+    )
+    .await;
+    // One-to-many: new customers have no orders yet.
+    check(
+        b,
+        "POST /customers?select=id,name,orders!customer_id(id)",
+        &[rep],
+        Some(r#"[{"id":901,"name":"wen"},{"id":902,"name":"xia"}]"#),
+        201,
+        &[("content-range", "*/*")],
+        Some(json!([{"id":901,"name":"wen","orders":[]},{"id":902,"name":"xia","orders":[]}])),
+    )
+    .await;
+    // Many-to-one, twice, one through an alias and a hint.
+    check(
+        b,
+        "POST /orders?select=id,total,customer:customers!customer_id(name),items(name)",
+        &[rep],
+        Some(
+            r#"[{"id":901,"item_id":950,"total":1.5,"customer_id":901},
+                {"id":902,"item_id":950,"total":2.5,"customer_id":901}]"#,
+        ),
+        201,
+        &[],
+        Some(json!([
+            {"id":901,"total":1.5,"customer":{"name":"wen"},"items":{"name":"wr-item"}},
+            {"id":902,"total":2.5,"customer":{"name":"wen"},"items":{"name":"wr-item"}}
+        ])),
+    )
+    .await;
+    // PATCH: the row as it is after the update, its embedded rows filtered and ordered.
+    check(
+        b,
+        "PATCH /customers?id=eq.901&select=id,name,orders!customer_id(id,total)&orders.order=id.desc&orders.total=gt.2",
+        &[rep],
+        Some(r#"{"name":"wendy"}"#),
+        200,
+        &[("content-range", "0-0/*")],
+        Some(json!([{"id":901,"name":"wendy","orders":[{"id":902,"total":2.5}]}])),
+    )
+    .await;
+    // The root filter chose the rows; they are answered even though the update moved them
+    // out of it. Spread and root `order` as in a read.
+    check(
+        b,
+        "PATCH /orders?customer_id=eq.901&select=id,customer_id,...customers!customer_id(name)&order=id.desc",
+        &[rep],
+        Some(r#"{"customer_id":902}"#),
+        200,
+        &[("content-range", "0-1/*")],
+        Some(json!([{"id":902,"customer_id":902,"name":"xia"},{"id":901,"customer_id":902,"name":"xia"}])),
+    )
+    .await;
+    check(
+        b,
+        "PATCH /orders?id=eq.901&select=id,total,customer:customers!customer_id(id)",
+        &[rep, OBJ],
+        Some(r#"{"total":3.5}"#),
+        200,
+        &[],
+        Some(json!({"id":901,"total":3.5,"customer":{"id":902}})),
+    )
+    .await;
+    // max-affected is checked before the answer, and the whole write is undone.
+    check(
+        b,
+        "PATCH /orders?customer_id=eq.902&select=id,customers!customer_id(name)",
+        &[(
+            "prefer",
+            "return=representation, handling=strict, max-affected=1",
+        )],
+        Some(r#"{"total":0.5}"#),
+        400,
+        &[],
+        Some(json!({"code":"PGRST124"})),
+    )
+    .await;
+    // Upsert: merged into an existing row (200), answered with its embedding.
+    check(
+        b,
+        "POST /orders?select=id,total,customer:customers!customer_id(name)",
+        &[(
+            "prefer",
+            "return=representation, resolution=merge-duplicates",
+        )],
+        Some(r#"{"id":902,"item_id":950,"total":4.5,"customer_id":901}"#),
+        200,
+        &[],
+        Some(json!([{"id":902,"total":4.5,"customer":{"name":"wendy"}}])),
+    )
+    .await;
+    // An unknown relation is the read's error, and nothing is written.
+    let unknown = json!({"code":"PGRST200"});
+    check(
+        b,
+        "GET /customers?select=id,nope(id)",
+        &[],
+        None,
+        400,
+        &[],
+        Some(unknown.clone()),
+    )
+    .await;
+    check(
+        b,
+        "POST /customers?select=id,nope(id)",
+        &[rep],
+        Some(r#"{"id":903,"name":"yan"}"#),
+        400,
+        &[],
+        Some(unknown.clone()),
+    )
+    .await;
+    check(
+        b,
+        "PATCH /customers?id=eq.901&select=id,nope(id)",
+        &[rep],
+        Some(r#"{"name":"zed"}"#),
+        400,
+        &[],
+        Some(unknown.clone()),
+    )
+    .await;
+    check(
+        b,
+        "DELETE /orders?id=eq.901&select=id,customers!nope(id)",
+        &[rep],
+        None,
+        400,
+        &[],
+        Some(unknown),
+    )
+    .await;
+    check(
+        b,
+        "PATCH /customers?id=eq.901&select=id,orders!customer_id(id)&nope.id=eq.1",
+        &[rep],
+        Some(r#"{"name":"zed"}"#),
+        400,
+        &[],
+        Some(json!({"code":"PGRST108"})),
+    )
+    .await;
+    check(
+        b,
+        "GET /customers?id=gte.901&select=id,name,orders!customer_id(id,total)&order=id&orders.order=id",
+        &[],
+        None,
+        200,
+        &[],
+        Some(json!([
+            {"id":901,"name":"wendy","orders":[{"id":902,"total":4.5}]},
+            {"id":902,"name":"xia","orders":[{"id":901,"total":3.5}]}
+        ])),
+    )
+    .await;
+    // DELETE answers the rows as they were, embedding included, then they are gone.
+    check(
+        b,
+        "DELETE /orders?id=in.(901,902)&select=id,customer:customers!customer_id(name),items(id)&order=id",
+        &[rep],
+        None,
+        200,
+        &[("content-range", "0-1/*")],
+        Some(json!([
+            {"id":901,"customer":{"name":"xia"},"items":{"id":950}},
+            {"id":902,"customer":{"name":"wendy"},"items":{"id":950}}
+        ])),
+    )
+    .await;
+    check(
+        b,
+        "GET /orders?id=in.(901,902)",
+        &[],
+        None,
+        200,
+        &[],
+        Some(json!([])),
+    )
+    .await;
+    // `order=` orders a write's representation too, and an unknown relation under a
+    // failed write leaves nothing behind.
+    check(
+        b,
+        "POST /customers?select=id,name&order=id.desc",
+        &[rep],
+        Some(r#"[{"id":903,"name":"c3"},{"id":904,"name":"c4"}]"#),
+        201,
+        &[],
+        Some(json!([{"id":904,"name":"c4"},{"id":903,"name":"c3"}])),
+    )
+    .await;
+    check(
+        b,
+        "DELETE /customers?id=in.(903,904)&select=id&order=id.desc",
+        &[rep],
+        None,
+        200,
+        &[("content-range", "0-1/*")],
+        Some(json!([{"id":904},{"id":903}])),
+    )
+    .await;
+    check(
+        b,
+        "DELETE /customers?id=in.(901,902)&select=name,orders!customer_id(id)&order=id",
+        &[rep],
+        None,
+        200,
+        &[],
+        Some(json!([{"name":"wendy","orders":[]},{"name":"xia","orders":[]}])),
+    )
+    .await;
+    check(b, "DELETE /items?id=eq.950", &[], None, 204, &[], None).await;
+}
+
 /// Upserts: `resolution=merge-duplicates|ignore-duplicates`, `on_conflict=`; 201 when a row
 /// was inserted, 200 when every row already existed.
 async fn upsert_cases(b: &Motherboard) {
@@ -1636,11 +1864,12 @@ async fn run_dialect_cases(b: &Motherboard, d: Dialect) {
             ids(&[1]),
             Some(json!([{"id":1,"qty":11}])),
         ),
+        // PATCH's representation is read back by key (no `UPDATE ... RETURNING`).
         Dialect::MySql => (
             ids(&[2]),
             unsupported.clone(),
             ids(&[1]),
-            unsupported.clone(),
+            Some(json!([{"id":1,"qty":11}])),
         ),
         Dialect::Sqlite => (
             unsupported.clone(),
@@ -1740,6 +1969,7 @@ async fn postgrest_cases_on_sqlite() {
     let board = board_on(&sqlite_url(), config()).await;
     run_cases(&board).await;
     embedding_cases(&board).await;
+    write_embedding_cases(&board).await;
     upsert_cases(&board).await;
     rpc_cases(&board, board.storage().unwrap().dialect()).await;
     aggregate_cases(&board).await;
@@ -1756,6 +1986,7 @@ async fn postgrest_cases_on_postgres() {
     let board = board_on(&db.url, config()).await;
     run_cases(&board).await;
     embedding_cases(&board).await;
+    write_embedding_cases(&board).await;
     upsert_cases(&board).await;
     rpc_cases(&board, board.storage().unwrap().dialect()).await;
     aggregate_cases(&board).await;
@@ -1772,6 +2003,7 @@ async fn postgrest_cases_on_mariadb() {
     let board = board_on(&db.url, config()).await;
     run_cases(&board).await;
     embedding_cases(&board).await;
+    write_embedding_cases(&board).await;
     upsert_cases(&board).await;
     rpc_cases(&board, board.storage().unwrap().dialect()).await;
     aggregate_cases(&board).await;

@@ -66,9 +66,9 @@ async fn run_client(database_url: &str, postgres: bool) {
         "postgrest-js checks failed:\n{stdout}\n{stderr}"
     );
     let expected = if postgres {
-        "20 passed, 0 failed"
+        "21 passed, 0 failed"
     } else {
-        "18 passed, 0 failed"
+        "19 passed, 0 failed"
     };
     assert!(stdout.contains(expected), "{stdout}");
     board.shutdown(StopMode::Fast).await.unwrap();

@@ -126,6 +126,21 @@ await check('insert returning the row', async () => {
   assert.deepEqual(data, [{ id: 4, title: 'Kim', pages: 300 }]);
 });
 
+await check('insert and delete returning the row with an embedded resource', async () => {
+  const { data, error, status } = await db
+    .from('books')
+    .insert({ id: 7, title: 'Persuasion', pages: 250, author_id: 2 })
+    .select('*, authors(name)');
+  assert.equal(error, null);
+  assert.equal(status, 201);
+  assert.deepEqual(data, [
+    { id: 7, title: 'Persuasion', pages: 250, author_id: 2, authors: { name: 'Austen' } },
+  ]);
+  const removed = await db.from('books').delete().eq('id', 7).select('id, writer:authors(name)');
+  assert.equal(removed.error, null);
+  assert.deepEqual(removed.data, [{ id: 7, writer: { name: 'Austen' } }]);
+});
+
 await check('bulk insert without returning', async () => {
   const { error, status } = await db.from('books').insert([
     { id: 5, title: 'Nana', pages: 90 },

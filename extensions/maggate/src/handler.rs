@@ -9,7 +9,7 @@ use magmobo_core::axum::body::{Body, to_bytes};
 use magmobo_core::axum::response::Response;
 use magmobo_core::roles::auth::Identity;
 use magmobo_core::roles::schema::Table;
-use magmobo_core::roles::storage::{Row, Value};
+use magmobo_core::roles::storage::{Dialect, Row, Value};
 
 use crate::agents::serve::AgentCall;
 use crate::api_error::{ApiError, ApiResult};
@@ -23,6 +23,7 @@ use crate::request::{
 #[cfg(test)]
 use crate::session::db_error;
 use crate::session::{Conn, Session};
+use crate::sql::written::{self, WriteKind};
 use crate::sql::{self, Catalog, Plan, ReadOptions, Returning, Shape, Statement};
 
 const JSON: &str = "application/json; charset=utf-8";
@@ -670,6 +671,21 @@ fn not_single(n: u64) -> ApiError {
     .details(format!("The result contains {n} rows"))
 }
 
+/// A write whose response is read back by primary key (see [`sql::written`]).
+#[derive(Clone, Copy)]
+enum ReadBack<'p> {
+    /// An INSERT or upsert returning the keys it wrote.
+    Insert(&'p Plan),
+    /// A PATCH: `plan` returns the written keys on SQLite; on MariaDB the keys are located
+    /// first and the payload is written to them.
+    Update {
+        plan: &'p Plan,
+        payload: &'p serde_json::Map<String, serde_json::Value>,
+    },
+    /// A DELETE (read before it deletes).
+    Delete,
+}
+
 struct Ctx<'a, 'q> {
     inner: &'a Inner,
     rt: &'a Runtime,
@@ -835,25 +851,105 @@ impl Ctx<'_, '_> {
                 return Err(e);
             }
         };
-        if let Some(max) = max_affected
-            && i128::from(out.page_total) > i128::from(max)
-        {
+        if let Err(e) = self.check_affected(out.page_total, max_affected) {
             conn.finish(false).await?;
-            return Err(ApiError::new(
-                400,
-                "PGRST124",
-                "Query result exceeds max-affected preference constraint",
-            )
-            .details(format!("The query affects {} rows", out.page_total)));
-        }
-        if self.singular && out.page_total != 1 {
-            conn.finish(false).await?;
-            return Err(not_single(out.page_total));
+            return Err(e);
         }
         // Committed or rolled back as `db-tx-end` and `Prefer: tx=` say; the representation
         // is returned either way.
         self.session.finish(conn).await?;
         Ok((out, counted))
+    }
+
+    /// `Prefer: max-affected` (PGRST124) and a singular answer's one row (PGRST116).
+    fn check_affected(&self, n: u64, max_affected: Option<i64>) -> ApiResult<()> {
+        if let Some(max) = max_affected
+            && i128::from(n) > i128::from(max)
+        {
+            return Err(ApiError::new(
+                400,
+                "PGRST124",
+                "Query result exceeds max-affected preference constraint",
+            )
+            .details(format!("The query affects {n} rows")));
+        }
+        if self.singular && n != 1 {
+            return Err(not_single(n));
+        }
+        Ok(())
+    }
+
+    /// Like [`Ctx::write`] for a write whose response is read back by primary key, always
+    /// in a transaction (rolled back on any failure).
+    async fn write_back(
+        &self,
+        step: ReadBack<'_>,
+        max_affected: Option<i64>,
+        pre: Option<&Statement>,
+    ) -> ApiResult<(Outcome, Option<u64>)> {
+        let mut conn = self.session.open(true).await?;
+        match self.write_back_in(&mut conn, step, max_affected, pre).await {
+            Ok(done) => {
+                self.session.finish(conn).await?;
+                Ok(done)
+            }
+            Err(e) => {
+                let _ = conn.finish(false).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_back_in(
+        &self,
+        conn: &mut Conn,
+        step: ReadBack<'_>,
+        max_affected: Option<i64>,
+        pre: Option<&Statement>,
+    ) -> ApiResult<(Outcome, Option<u64>)> {
+        let (cat, table, q) = (self.catalog, self.table, &self.request.query);
+        let counted = match pre {
+            Some(st) => {
+                let rows = conn.query(st).await?;
+                rows.first().and_then(|r| count_of(get(r, sql::TOTAL, 0)))
+            }
+            None => None,
+        };
+        let sqlite = cat.dialect() == Dialect::Sqlite;
+        // The keys of the rows written (INSERT, SQLite's UPDATE) or about to be.
+        let located = match step {
+            ReadBack::Insert(plan) => conn.query(&plan.statement).await?,
+            ReadBack::Update { plan, .. } if sqlite => conn.query(&plan.statement).await?,
+            ReadBack::Update { .. } | ReadBack::Delete => {
+                conn.query(&written::locate(cat, table, q)?).await?
+            }
+        };
+        let mut keys = written::keys_of(table, &located);
+        let affected = keys.len() as u64;
+        self.check_affected(affected, max_affected)?;
+        if let ReadBack::Update { payload, .. } = step
+            && !sqlite
+        {
+            if !keys.is_empty()
+                && let Some(st) = written::update_keys(cat, table, q, payload, &keys)?
+            {
+                conn.execute(&st).await?;
+            }
+            keys = written::rekey(cat, table, q, payload, keys)?;
+        }
+        let out = run(conn, &written::read_keys(cat, table, q, &keys)?).await?;
+        if matches!(step, ReadBack::Delete) && !keys.is_empty() {
+            conn.execute(&written::delete_keys(cat, table, &keys))
+                .await?;
+        }
+        Ok((
+            Outcome {
+                body: out.body,
+                page_total: affected,
+                total: None,
+            },
+            counted,
+        ))
     }
 
     /// After a write: cached reads of the table are dropped (before the answer, so the
@@ -990,12 +1086,34 @@ impl Ctx<'_, '_> {
             missing: self.prefs().missing,
             resolution,
         };
-        let plan = sql::insert(self.catalog, self.table, &self.request.query, opts, ret)?;
+        let back = ret == Returning::Selected
+            && written::reads_back(
+                self.catalog,
+                self.table,
+                &self.request.query,
+                WriteKind::Insert,
+            );
+        if back {
+            written::check(self.catalog, self.table, &self.request.query)?;
+        }
+        let plan_ret = if back { Returning::Keys } else { ret };
+        let plan = sql::insert(
+            self.catalog,
+            self.table,
+            &self.request.query,
+            opts,
+            plan_ret,
+        )?;
         let pre = match resolution {
             Some(_) => sql::conflict_count(self.catalog, self.table, &self.request.query, &rows)?,
             None => None,
         };
-        let (out, existing) = self.write(&plan, None, pre.as_ref()).await?;
+        let (out, existing) = if back {
+            self.write_back(ReadBack::Insert(&plan), None, pre.as_ref())
+                .await?
+        } else {
+            self.write(&plan, None, pre.as_ref()).await?
+        };
         // An upsert that only met existing rows created nothing: 200, as PostgREST.
         let status = if resolution.is_some() && existing.unwrap_or(0) >= rows.len() as u64 {
             200
@@ -1057,7 +1175,29 @@ impl Ctx<'_, '_> {
             g.check_rows(self.table, Command::Update, std::slice::from_ref(&payload))?;
         }
         let ret = self.returning(false);
-        let Some(plan) = sql::update(self.catalog, self.table, &self.request.query, &payload, ret)?
+        let back = ret == Returning::Selected
+            && written::reads_back(
+                self.catalog,
+                self.table,
+                &self.request.query,
+                WriteKind::Update,
+            );
+        if back {
+            written::check(self.catalog, self.table, &self.request.query)?;
+        }
+        // SQLite returns the written keys; MariaDB locates them first (see `write_back`).
+        let plan_ret = match (back, self.catalog.dialect()) {
+            (true, Dialect::Sqlite) => Returning::Keys,
+            (true, _) => Returning::Nothing,
+            (false, _) => ret,
+        };
+        let Some(plan) = sql::update(
+            self.catalog,
+            self.table,
+            &self.request.query,
+            &payload,
+            plan_ret,
+        )?
         else {
             let out = Outcome {
                 body: Some("[]".to_owned()),
@@ -1066,7 +1206,15 @@ impl Ctx<'_, '_> {
             };
             return Ok(self.body_reply(200, vec![(header::CONTENT_RANGE, "*/*".to_owned())], &out));
         };
-        let (out, _) = self.write(&plan, self.max_affected(), None).await?;
+        let (out, _) = if back {
+            let step = ReadBack::Update {
+                plan: &plan,
+                payload: &payload,
+            };
+            self.write_back(step, self.max_affected(), None).await?
+        } else {
+            self.write(&plan, self.max_affected(), None).await?
+        };
         self.changed("update", out.page_total).await;
         let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
         Ok(self.body_reply(200, headers, &out))
@@ -1074,8 +1222,20 @@ impl Ctx<'_, '_> {
 
     async fn delete(&self) -> ApiResult<Reply> {
         let ret = self.returning(false);
-        let plan = sql::delete(self.catalog, self.table, &self.request.query, ret)?;
-        let (out, _) = self.write(&plan, self.max_affected(), None).await?;
+        let (out, _) = if ret == Returning::Selected
+            && written::reads_back(
+                self.catalog,
+                self.table,
+                &self.request.query,
+                WriteKind::Delete,
+            ) {
+            written::check(self.catalog, self.table, &self.request.query)?;
+            self.write_back(ReadBack::Delete, self.max_affected(), None)
+                .await?
+        } else {
+            let plan = sql::delete(self.catalog, self.table, &self.request.query, ret)?;
+            self.write(&plan, self.max_affected(), None).await?
+        };
         self.changed("delete", out.page_total).await;
         let headers = vec![(header::CONTENT_RANGE, Self::write_range(out.page_total))];
         Ok(self.body_reply(200, headers, &out))

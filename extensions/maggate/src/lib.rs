@@ -48,16 +48,21 @@
 //! POST with a JSON object of arguments, GET for IMMUTABLE/STABLE functions; functions
 //! returning rows of a table accept `select`, filters, `order`, `limit` and embedding;
 //! scalar results come back as the bare JSON value.
+//! Writes with `return=representation` may embed (`POST /posts?select=*,author:users(name)`)
+//! and answer as a read of the written rows would ([`sql::written`]): one `WITH ... RETURNING`
+//! statement on PostgreSQL; on SQLite and MariaDB the written rows' primary keys are
+//! collected in the request's transaction and read back (also how MariaDB answers `PATCH`
+//! with `return=representation`, and a representation with `order=`), so there such a
+//! write needs a primary key.
 //!
 //! Also: aggregates in `select` (behind [`GateConfig::aggregates_enabled`]), CSV in and out,
 //! the OpenAPI 3.1 document at the root, planned and estimated counts on PostgreSQL, and a
 //! read cache in the RAM slot ([`read_cache`]).
 //!
 //! Not implemented yet (answered with PGRST127 or PGRST123): aggregates inside embedded
-//! resources, embedding in the response of a write, filters/`order`/`limit` on functions
-//! returning `TABLE(...)` or sets of scalars, functions with a single unnamed JSON parameter,
-//! `PATCH` with `return=representation` on MySQL/MariaDB, and `limit`/`order` on
-//! PATCH/DELETE (ignored). On MariaDB, `on_conflict=` is
+//! resources, filters/`order`/`limit` on functions returning `TABLE(...)` or sets of
+//! scalars, functions with a single unnamed JSON parameter, and `limit` on PATCH/DELETE
+//! (ignored; `order` orders the representation). On MariaDB, `on_conflict=` is
 //! not honoured (`ON DUPLICATE KEY` fires on any unique key), ignore-duplicates is a no-op
 //! `ON DUPLICATE KEY UPDATE` rather than `INSERT IGNORE` (which would also swallow
 //! foreign-key and type errors), and embedded arrays are bounded by `group_concat_max_len`;

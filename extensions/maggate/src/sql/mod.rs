@@ -13,6 +13,7 @@ mod expr;
 pub mod rpc;
 mod value;
 mod writer;
+pub mod written;
 
 use magmobo_core::roles::schema::{Schema, Table, TableKind};
 use magmobo_core::roles::storage::{Dialect, Value};
@@ -172,8 +173,14 @@ fn where_clause(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<bool>
         w.push(if first { " WHERE " } else { " AND " });
         first = false;
     };
+    // Scoped parameters belong to the embedded resources of a write's response (checked
+    // there, see `written`); without any, they name nothing.
+    let embeds = written::embeds(q);
     for f in &q.filters {
         if let Some(p) = f.path.first() {
+            if embeds {
+                continue;
+            }
             return Err(expr::not_embedded(p));
         }
         sep(w);
@@ -181,6 +188,9 @@ fn where_clause(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<bool>
     }
     for l in &q.logic {
         if let Some(p) = l.path.first() {
+            if embeds {
+                continue;
+            }
             return Err(expr::not_embedded(p));
         }
         sep(w);
@@ -358,6 +368,9 @@ pub enum Returning {
     Selected,
     /// The primary key of each affected row (for `Location`).
     PrimaryKey,
+    /// The primary-key columns of each affected row as plain columns, one row each (MySQL
+    /// and SQLite; see [`written`]).
+    Keys,
 }
 
 fn returning_items<'a, 't>(
@@ -375,7 +388,7 @@ fn returning_items<'a, 't>(
             }
             Ok(items)
         }
-        Returning::PrimaryKey | Returning::Nothing => {
+        Returning::PrimaryKey | Returning::Keys | Returning::Nothing => {
             let items: Vec<SelectItem<'a>> = table
                 .primary_key
                 .iter()
@@ -399,18 +412,40 @@ fn returning_items<'a, 't>(
 
 /// Wraps a data-modifying statement so it returns what `ret` asks for.
 fn finish_write(
-    d: Dialect,
+    cat: &Catalog,
     table: &Table,
     q: &ApiQuery<'_>,
     ret: Returning,
     body: impl FnOnce(&mut Sql) -> ApiResult<()>,
 ) -> ApiResult<Plan> {
+    let d = cat.dialect;
     let mut w = Sql::new(d);
     if ret == Returning::Nothing {
         body(&mut w)?;
         return Ok(Plan {
             statement: w.finish(),
             shape: Shape::Affected,
+            count: None,
+        });
+    }
+    if ret == Returning::Selected
+        && d == Dialect::Postgres
+        && (written::embeds(q) || written::ordered(q))
+    {
+        return written::pg(cat, table, q, body);
+    }
+    if ret == Returning::Keys {
+        body(&mut w)?;
+        w.push(" RETURNING ");
+        for (i, k) in table.primary_key.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.ident(k);
+        }
+        return Ok(Plan {
+            statement: w.finish(),
+            shape: Shape::Rows,
             count: None,
         });
     }
@@ -617,7 +652,7 @@ pub fn insert(
         );
     }
     let explicit = q.columns.is_some();
-    finish_write(d, table, q, ret, |w| {
+    finish_write(cat, table, q, ret, |w| {
         w.push("INSERT INTO ").table(&table.schema, &table.name);
         if cols.is_empty() {
             if opts.rows.len() > 1 && d != Dialect::MySql {
@@ -743,16 +778,17 @@ fn default_value(w: &mut Sql, c: &magmobo_core::roles::schema::Column) {
     }
 }
 
-/// An UPDATE of the rows matching the filters with the payload's members; `None` when the
-/// payload sets nothing (PostgREST then changes nothing).
-pub fn update(
-    cat: &Catalog,
-    table: &Table,
+/// The payload members a PATCH assigns (within `columns=` when given), with their columns.
+type Assignments<'t, 'p> = Vec<(
+    &'t magmobo_core::roles::schema::Column,
+    &'p serde_json::Value,
+)>;
+
+fn assignments<'t, 'p>(
+    table: &'t Table,
     q: &ApiQuery<'_>,
-    payload: &serde_json::Map<String, serde_json::Value>,
-    ret: Returning,
-) -> ApiResult<Option<Plan>> {
-    let d = cat.dialect;
+    payload: &'p serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<Assignments<'t, 'p>> {
     let mut sets = Vec::with_capacity(payload.len());
     for (k, v) in payload {
         if q.columns
@@ -766,27 +802,47 @@ pub fn update(
             .ok_or_else(|| unknown_payload_column(table, k))?;
         sets.push((c, v));
     }
+    Ok(sets)
+}
+
+/// ` SET "a" = ?, "b" = ?`.
+fn set_clause(w: &mut Sql, sets: &Assignments<'_, '_>) -> ApiResult<()> {
+    w.push(" SET ");
+    for (i, (c, v)) in sets.iter().enumerate() {
+        if i > 0 {
+            w.push(", ");
+        }
+        let b = value::from_json(w.dialect, Target::of(c), v)?;
+        w.ident(&c.name)
+            .push(" = ")
+            .bind_cast(b.value, b.cast.as_deref());
+    }
+    Ok(())
+}
+
+/// An UPDATE of the rows matching the filters with the payload's members; `None` when the
+/// payload sets nothing (PostgREST then changes nothing). On MySQL/MariaDB, which has no
+/// `UPDATE ... RETURNING`, rows are returned through [`written`] instead.
+pub fn update(
+    cat: &Catalog,
+    table: &Table,
+    q: &ApiQuery<'_>,
+    payload: &serde_json::Map<String, serde_json::Value>,
+    ret: Returning,
+) -> ApiResult<Option<Plan>> {
+    let d = cat.dialect;
+    let sets = assignments(table, q, payload)?;
     if sets.is_empty() {
         return Ok(None);
     }
     if d == Dialect::MySql && ret != Returning::Nothing {
         return Err(ApiError::not_supported(
-            "returning rows from PATCH on MySQL/MariaDB (use Prefer: return=minimal)",
+            "returning rows from one UPDATE statement on MySQL/MariaDB (read them back with              sql::written)",
         ));
     }
-    finish_write(d, table, q, ret, |w| {
-        w.push("UPDATE ")
-            .table(&table.schema, &table.name)
-            .push(" SET ");
-        for (i, (c, v)) in sets.iter().enumerate() {
-            if i > 0 {
-                w.push(", ");
-            }
-            let b = value::from_json(d, Target::of(c), v)?;
-            w.ident(&c.name)
-                .push(" = ")
-                .bind_cast(b.value, b.cast.as_deref());
-        }
+    finish_write(cat, table, q, ret, |w| {
+        w.push("UPDATE ").table(&table.schema, &table.name);
+        set_clause(w, &sets)?;
         where_clause(w, table, q)?;
         Ok(())
     })
@@ -795,7 +851,7 @@ pub fn update(
 
 /// A DELETE of the rows matching the filters.
 pub fn delete(cat: &Catalog, table: &Table, q: &ApiQuery<'_>, ret: Returning) -> ApiResult<Plan> {
-    finish_write(cat.dialect, table, q, ret, |w| {
+    finish_write(cat, table, q, ret, |w| {
         w.push("DELETE FROM ").table(&table.schema, &table.name);
         where_clause(w, table, q)?;
         Ok(())

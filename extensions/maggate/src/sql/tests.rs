@@ -665,3 +665,137 @@ fn null_filters_on_embeddings_are_exists_tests() {
     let e = read_on(Dialect::Sqlite, "customers", "select=id&orders=is.null").unwrap_err();
     assert_eq!(e.code, "42703");
 }
+
+/// A write's response with embedding: one CTE statement on PostgreSQL; elsewhere the keys
+/// are located (`FOR UPDATE` on MySQL) and the ordinary read runs over exactly those rows,
+/// every value still a bind parameter.
+#[test]
+fn write_responses_read_back_through_the_read_builder() {
+    let cat = catalog(Dialect::Postgres);
+    let orders = cat.table("orders").unwrap();
+    let params = QueryParams::decode("id=eq.7&select=id,customer:customers(name)&order=id.desc");
+    let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+    let payload = serde_json::json!({"total": 3})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let plan = update(&cat, orders, &req.query, &payload, Returning::Selected)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        plan.statement.sql,
+        "WITH _mg_w AS (UPDATE \"public\".\"orders\" SET \"total\" = CAST($1 AS numeric) \
+         WHERE \"id\" = CAST($2 AS integer) RETURNING *) \
+         SELECT (SELECT count(*) FROM _mg_w) AS \"page_total\", \
+         coalesce(json_agg(_mg), '[]')::text AS \"body\" FROM (SELECT \"id\" AS \"id\", \
+         (SELECT row_to_json(\"_mg1r\") FROM (SELECT \"name\" AS \"name\" \
+         FROM \"public\".\"customers\" AS \"_mg1\" \
+         WHERE \"_mg1\".\"id\" = \"orders\".\"customer_id\") \"_mg1r\") AS \"customer\" \
+         FROM _mg_w AS \"orders\" ORDER BY \"id\" DESC) _mg"
+    );
+    assert!(!written::reads_back(
+        &cat,
+        orders,
+        &req.query,
+        written::WriteKind::Update
+    ));
+
+    for d in [Dialect::MySql, Dialect::Sqlite] {
+        let cat = catalog(d);
+        let orders = cat.table("orders").unwrap();
+        assert!(written::reads_back(
+            &cat,
+            orders,
+            &req.query,
+            written::WriteKind::Delete
+        ));
+        written::check(&cat, orders, &req.query).unwrap();
+        let locate = written::locate(&cat, orders, &req.query).unwrap();
+        let keys = vec![vec![Value::Int(7)], vec![Value::Int(9)]];
+        let read = written::read_keys(&cat, orders, &req.query, &keys).unwrap();
+        let delete = written::delete_keys(&cat, orders, &keys);
+        match d {
+            Dialect::MySql => {
+                assert_eq!(
+                    locate.sql,
+                    "SELECT `id` FROM `app`.`orders` WHERE `id` = ? FOR UPDATE"
+                );
+                assert!(
+                    read.statement.sql.contains(
+                        " FROM (SELECT * FROM `app`.`orders` WHERE `id` IN (?, ?)) AS `orders` \
+                         ORDER BY `id` DESC"
+                    ),
+                    "{}",
+                    read.statement.sql
+                );
+                assert_eq!(
+                    delete.sql,
+                    "DELETE FROM `app`.`orders` WHERE `id` IN (?, ?)"
+                );
+            }
+            _ => {
+                assert_eq!(
+                    locate.sql,
+                    "SELECT \"id\" FROM \"main\".\"orders\" WHERE \"id\" = ?"
+                );
+                assert!(read.statement.sql.contains(
+                    " FROM (SELECT * FROM \"main\".\"orders\" WHERE \"id\" IN (?, ?)) AS \"orders\""
+                ));
+            }
+        }
+        // The root filter went to the write; the read is by key only.
+        assert_eq!(
+            read.statement
+                .binds
+                .iter()
+                .filter(|b| **b == Value::Int(7))
+                .count(),
+            1
+        );
+    }
+
+    // A PATCH that moves a row's key reads it back under its new key; composite keys.
+    let cat = catalog(Dialect::MySql);
+    let oi = cat.table("order_items").unwrap();
+    let params = QueryParams::decode("order_id=eq.1&select=order_id,product_id");
+    let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+    let payload = serde_json::json!({"product_id": 5})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let keys = vec![vec![Value::Int(1), Value::Int(2)]];
+    let up = written::update_keys(&cat, oi, &req.query, &payload, &keys)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        up.sql,
+        "UPDATE `app`.`order_items` SET `product_id` = ? WHERE ((`order_id` = ? AND `product_id` = ?))"
+    );
+    let keys = written::rekey(&cat, oi, &req.query, &payload, keys).unwrap();
+    assert_eq!(keys, vec![vec![Value::Int(1), Value::Int(5)]]);
+
+    // No primary key, no read back: a clear 400 before anything is written.
+    let mut schema = cat.schema().clone();
+    for t in &mut schema.tables {
+        t.primary_key.clear();
+    }
+    let cat = Catalog::new(schema, Dialect::Sqlite, &["public".to_owned()]);
+    let params = QueryParams::decode("select=id,customer:customers(name)");
+    let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+    let e = written::check(&cat, cat.table("orders").unwrap(), &req.query).unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST127"));
+    // PostgreSQL's one statement needs no key.
+    let cat = Catalog::new(
+        cat.schema().clone(),
+        Dialect::Postgres,
+        &["public".to_owned()],
+    );
+    let payload = serde_json::json!({"total": 3})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let params = QueryParams::decode("id=eq.1&select=id,customer:customers(name)");
+    let req = Request::parse(&params, &RequestHeaders::default()).unwrap();
+    let orders = cat.table("orders").unwrap();
+    assert!(update(&cat, orders, &req.query, &payload, Returning::Selected).is_ok());
+}
