@@ -150,14 +150,14 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
                 return Err(e.into());
             }
             if server.json {
-                println!(
+                say!(
                     "{}",
                     serde_json::json!({ "agent": name, "key": key.full, "key_id": key.key.id })
                 );
             } else {
-                println!("Agent {name} created. Its API key (shown once):");
-                println!("  {}", key.full);
-                println!(
+                say!("Agent {name} created. Its API key (shown once):");
+                say!("  {}", key.full);
+                say!(
                     "Requests with it get only the grants above; parked operations wait in `magflock agents tickets`."
                 );
             }
@@ -165,7 +165,7 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
         AgentsCommand::List { .. } => {
             for agent in agents.list().await? {
                 if server.json {
-                    println!("{}", serde_json::to_string(&agent).unwrap_or_default());
+                    say!("{}", serde_json::to_string(&agent).unwrap_or_default());
                     continue;
                 }
                 let state = if agent.revoked_at.is_some() {
@@ -182,7 +182,7 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
                         format!("{}:{}", g.table, ops.join(","))
                     })
                     .collect();
-                println!(
+                say!(
                     "{:<20} {:<8} {} approvals: {}",
                     agent.name,
                     state,
@@ -197,15 +197,15 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
             if let Some(key_id) = &agent.key_id {
                 keys.revoke(key_id).await?;
             }
-            println!("Agent {name} revoked; its key no longer works.");
+            say!("Agent {name} revoked; its key no longer works.");
         }
         AgentsCommand::Tickets { status, .. } => {
             let status = status.map(|s| s.parse::<TicketStatus>()).transpose()?;
             for t in agents.tickets(status).await? {
                 if server.json {
-                    println!("{}", serde_json::to_string(&t).unwrap_or_default());
+                    say!("{}", serde_json::to_string(&t).unwrap_or_default());
                 } else {
-                    println!(
+                    say!(
                         "{}  {:<9} {:<16} {:<6} {}  {}?{}  expires {}",
                         t.id,
                         t.status.as_str(),
@@ -221,14 +221,15 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
         }
         AgentsCommand::Approve { ticket, by, .. } => {
             let t = agents.approve(&ticket, &by).await?;
-            println!(
+            say!(
                 "Ticket {} approved by {by}; it runs when agent {} next polls it.",
-                t.id, t.agent
+                t.id,
+                t.agent
             );
         }
         AgentsCommand::Reject { ticket, by, .. } => {
             let t = agents.reject(&ticket, &by).await?;
-            println!("Ticket {} rejected by {by}; nothing was run.", t.id);
+            say!("Ticket {} rejected by {by}; nothing was run.", t.id);
         }
     }
     Ok(())

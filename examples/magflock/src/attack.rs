@@ -429,18 +429,21 @@ fn summarize(statuses: &[u16]) -> String {
 fn report(lines: &[Line], json: bool) {
     if json {
         for line in lines {
-            println!("{}", serde_json::to_string(line).unwrap_or_default());
+            say!("{}", serde_json::to_string(line).unwrap_or_default());
         }
         return;
     }
-    println!(
+    say!(
         "{:<36} {:<10} {:<6} {:<16} detail",
-        "attack", "verdict", "held", "answers"
+        "attack",
+        "verdict",
+        "held",
+        "answers"
     );
     for l in lines {
         let verdict = format!("{:?}", l.verdict).to_lowercase();
         let detail: String = l.detail.chars().take(60).collect();
-        println!(
+        say!(
             "{:<36} {:<10} {:<6} {:<16} {detail}",
             l.attack,
             verdict,

@@ -162,12 +162,10 @@ async fn bootstrap_keys(
 }
 
 fn print_keys(anon: &CreatedKey, service: &CreatedKey) {
-    println!("API keys (shown once; only their hashes are stored):");
-    println!("  anon          {}", anon.full);
-    println!("  service_role  {}", service.full);
-    println!(
-        "Send one as the `apikey` header. Keep service_role secret: it bypasses row policies."
-    );
+    say!("API keys (shown once; only their hashes are stored):");
+    say!("  anon          {}", anon.full);
+    say!("  service_role  {}", service.full);
+    say!("Send one as the `apikey` header. Keep service_role secret: it bypasses row policies.");
 }
 
 async fn init(dir: &Path, json: bool) -> Outcome {
@@ -196,13 +194,13 @@ async fn init(dir: &Path, json: bool) -> Outcome {
             "anon_key": anon.full,
             "service_role_key": service.full,
         });
-        println!("{out}");
+        say!("{out}");
     } else {
-        println!("Created MagFlock project in {}", dir.display());
-        println!("  {PROJECT_FILE}   settings, commented");
-        println!("  magflock.db     SQLite database");
+        say!("Created MagFlock project in {}", dir.display());
+        say!("  {PROJECT_FILE}   settings, commented");
+        say!("  magflock.db     SQLite database");
         print_keys(&anon, &service);
-        println!(
+        say!(
             "Next: magflock --project {} sql \"create table ...\"; then magflock --project {} start",
             dir.display(),
             dir.display()
@@ -427,12 +425,13 @@ fn style(json: bool) -> RenderStyle {
 async fn start(loaded: &Loaded, json: bool) -> Outcome {
     let store = key_store(loaded).await?;
     if let Some((anon, service)) = bootstrap_keys(&store).await? {
-        println!("First boot of this project.");
+        say!("First boot of this project.");
         print_keys(&anon, &service);
-        println!();
+        say!();
     }
     let loaded = &with_jwt_secret(loaded).await?;
     let board = build_board(loaded)?;
+    crate::out::serving();
     match board.run_until_signal(style(json)).await {
         Ok(()) => Ok(()),
         Err(Error::Boot(_)) => Err(Failure::Reported),
@@ -444,7 +443,7 @@ async fn doctor(loaded: &Loaded, json: bool) -> Outcome {
     let loaded = &with_jwt_secret(loaded).await?;
     let board = build_board(loaded)?;
     let report = board.self_test().await;
-    println!("{}", magmobo::bios::render(&report, style(json)));
+    say!("{}", magmobo::bios::render(&report, style(json)));
     if report.is_up() {
         Ok(())
     } else {
@@ -462,12 +461,12 @@ fn config(loaded: &Loaded, json: bool) -> Outcome {
             "settings": shown,
             "sources": loaded.sources.iter().map(|(k, s)| (k.to_string(), serde_json::json!(s))).collect::<serde_json::Map<_, _>>(),
         });
-        println!("{value}");
+        say!("{value}");
         return Ok(());
     }
     let table = toml::to_string(&shown).map_err(|e| Failure::Message(e.to_string()))?;
-    println!("# project: {}", loaded.project.display());
-    println!("# precedence: flag > MAGFLOCK_* variable > {PROJECT_FILE} > default");
+    say!("# project: {}", loaded.project.display());
+    say!("# precedence: flag > MAGFLOCK_* variable > {PROJECT_FILE} > default");
     for line in table.lines() {
         let key = line.split(" = ").next().unwrap_or_default();
         let source = loaded
@@ -476,8 +475,8 @@ fn config(loaded: &Loaded, json: bool) -> Outcome {
             .find(|(k, _)| *k == key)
             .map(|(_, s)| *s);
         match source {
-            Some(source) => println!("{line:<50} # {}", format!("{source:?}").to_lowercase()),
-            None => println!("{line}"),
+            Some(source) => say!("{line:<50} # {}", format!("{source:?}").to_lowercase()),
+            None => say!("{line}"),
         }
     }
     Ok(())
@@ -518,13 +517,13 @@ async fn sql(loaded: &Loaded, statement: Option<String>) -> Outcome {
                 .await
                 .map_err(|e| sql_failure(&statement, e))?;
             if let Some(first) = rows.first() {
-                println!("{}", first.columns.join(" | "));
+                say!("{}", first.columns.join(" | "));
             }
             for row in &rows {
                 let cells: Vec<String> = row.values.iter().map(render_value).collect();
-                println!("{}", cells.join(" | "));
+                say!("{}", cells.join(" | "));
             }
-            println!(
+            say!(
                 "({} row{})",
                 rows.len(),
                 if rows.len() == 1 { "" } else { "s" }
@@ -534,7 +533,7 @@ async fn sql(loaded: &Loaded, statement: Option<String>) -> Outcome {
                 .execute(&statement, &[])
                 .await
                 .map_err(|e| sql_failure(&statement, e))?;
-            println!(
+            say!(
                 "OK ({affected} row{} affected)",
                 if affected == 1 { "" } else { "s" }
             );
@@ -566,16 +565,16 @@ async fn keys(project: &Path, command: KeysCommand) -> Outcome {
             });
             let created = store.create(&name, &role, expires).await?;
             if server.json {
-                println!(
+                say!(
                     "{}",
                     serde_json::json!({ "id": created.key.id, "name": name, "role": role, "key": created.full })
                 );
             } else {
-                println!(
+                say!(
                     "Created key {} ({name}, role {role}). Shown once:",
                     created.key.prefix()
                 );
-                println!("  {}", created.full);
+                say!("  {}", created.full);
             }
             Ok(())
         }
@@ -584,11 +583,11 @@ async fn keys(project: &Path, command: KeysCommand) -> Outcome {
             let keys = store.list().await?;
             if server.json {
                 for key in &keys {
-                    println!("{}", serde_json::to_string(key)?);
+                    say!("{}", serde_json::to_string(key)?);
                 }
                 return Ok(());
             }
-            println!("{:<18} {:<16} {:<14} STATE", "PREFIX", "NAME", "ROLE");
+            say!("{:<18} {:<16} {:<14} STATE", "PREFIX", "NAME", "ROLE");
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
@@ -601,7 +600,7 @@ async fn keys(project: &Path, command: KeysCommand) -> Outcome {
                 } else {
                     "active"
                 };
-                println!(
+                say!(
                     "{:<18} {:<16} {:<14} {state}",
                     key.prefix(),
                     key.name,
@@ -613,7 +612,7 @@ async fn keys(project: &Path, command: KeysCommand) -> Outcome {
         KeysCommand::Revoke { id, server } => {
             let store = key_store(&load(project, &server)?).await?;
             if store.revoke(&id).await? {
-                println!("Revoked {id}. A running server refuses it within 5 seconds.");
+                say!("Revoked {id}. A running server refuses it within 5 seconds.");
                 Ok(())
             } else {
                 Err(Failure::Message(format!(

@@ -33,13 +33,13 @@ fn now_ms() -> i64 {
 
 fn print(entry: &AuditEntry, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(entry).unwrap_or_default());
+        say!("{}", serde_json::to_string(entry).unwrap_or_default());
         return;
     }
     let at = chrono::DateTime::from_timestamp_millis(entry.at_ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| entry.at_ms.to_string());
-    println!(
+    say!(
         "#{:<5} {at}  {:<20} {:<15} {}",
         entry.seq,
         entry.kind,
@@ -57,7 +57,7 @@ pub async fn run(loaded: &Loaded, args: &LogsArgs) -> Result<(), Failure> {
         let report = store.verify().await?;
         return match report.broken {
             None => {
-                println!(
+                say!(
                     "audit log intact: {} entries, hash chain verified",
                     report.checked
                 );

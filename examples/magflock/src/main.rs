@@ -3,6 +3,9 @@
 //! Built only from MagMoBo's public API, the way a user builds their own board: a hyper CPU,
 //! an SQL storage chosen by URL, the API-key PSU and the MagGate REST extension.
 
+// First, so that `say!` is in scope in the modules below.
+#[macro_use]
+mod out;
 mod agents_cli;
 mod attack;
 mod commands;

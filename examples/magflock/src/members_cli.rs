@@ -36,16 +36,16 @@ pub(crate) async fn run(project: &std::path::Path, command: MembersCommand) -> R
             let members = store.members().await?;
             if server.json {
                 for m in &members {
-                    println!("{}", serde_json::to_string(m)?);
+                    say!("{}", serde_json::to_string(m)?);
                 }
             } else if members.is_empty() {
-                println!(
+                say!(
                     "No members yet. Make yourself owner: magflock members grant key:<your key id> owner"
                 );
             } else {
-                println!("{:<50} {:<16} GRANTED BY", "SUBJECT", "ROLE");
+                say!("{:<50} {:<16} GRANTED BY", "SUBJECT", "ROLE");
                 for m in &members {
-                    println!(
+                    say!(
                         "{:<50} {:<16} {}",
                         m.subject,
                         m.role,
@@ -59,17 +59,19 @@ pub(crate) async fn run(project: &std::path::Path, command: MembersCommand) -> R
             subject: s, role, ..
         } => {
             let member = store.grant(&by, &subject(&s), &role).await?;
-            println!(
+            say!(
                 "{} is now {}. It takes effect on the next request.",
-                member.subject, member.role
+                member.subject,
+                member.role
             );
             Ok(())
         }
         MembersCommand::Revoke { subject: s, .. } => {
             let member = store.revoke(&by, &subject(&s)).await?;
-            println!(
+            say!(
                 "{} no longer holds {}. It takes effect on the next request.",
-                member.subject, member.role
+                member.subject,
+                member.role
             );
             Ok(())
         }

@@ -2,6 +2,7 @@
 //! shutdown in reverse order, restart, and hot plugging of extensions while running.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -524,10 +525,14 @@ impl Motherboard {
     /// Boots, prints the POST screen, serves until SIGINT or SIGTERM, then shuts down
     /// gracefully within the drain deadline.
     pub async fn run_until_signal(&self, style: RenderStyle) -> Result<()> {
+        // Written, not `println!`ed: a server whose output nobody reads (a closed pipe) keeps
+        // serving instead of panicking.
         match self.boot().await {
-            Ok(report) => println!("{}", render(&report, style)),
+            Ok(report) => {
+                let _ = writeln!(std::io::stdout().lock(), "{}", render(&report, style));
+            }
             Err(Error::Boot(report)) => {
-                eprintln!("{}", render(&report, style));
+                let _ = writeln!(std::io::stderr().lock(), "{}", render(&report, style));
                 return Err(Error::Boot(report));
             }
             Err(other) => return Err(other),
