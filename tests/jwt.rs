@@ -2,7 +2,8 @@
 //! verification, MagGate) answering requests with good and bad tokens. Each bad token gets 401
 //! with PostgREST's code and its own reason, and a bus event; `alg=none` and RS/HS confusion
 //! are refused. On PostgreSQL, a function reads `request.jwt.claims` to show the query ran
-//! with the token's identity.
+//! with the token's identity. Keys from a JWKS URL are fetched from a real HTTP server in the
+//! test: rotation, forged key ids and the identity provider going away.
 
 // Test code: a failed setup step should abort the test loudly, helpers included.
 #![allow(clippy::unwrap_used)]
@@ -252,4 +253,197 @@ async fn on_postgres_the_query_sees_the_tokens_claims() {
     let (status, body) = send(&board, "GET /rpc/whoami", &headers).await;
     assert_eq!((status, body), (200, json!("user-42")));
     board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+const ES_PRIVATE: &str = include_str!("../drivers/auth/testdata/es256_private.pem");
+const ES_PUBLIC: &str = include_str!("../drivers/auth/testdata/es256_public.pem");
+
+/// An identity provider's JWKS endpoint on 127.0.0.1: serves the current document and counts
+/// the fetches.
+struct Idp {
+    url: String,
+    doc: std::sync::Arc<std::sync::Mutex<Value>>,
+    hits: std::sync::Arc<AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+type IdpState = (
+    std::sync::Arc<std::sync::Mutex<Value>>,
+    std::sync::Arc<AtomicUsize>,
+);
+
+impl Idp {
+    async fn start(doc: Value) -> Idp {
+        use magmobo::axum::extract::State;
+        let doc = std::sync::Arc::new(std::sync::Mutex::new(doc));
+        let hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let app = magmobo::axum::Router::new()
+            .route(
+                "/.well-known/jwks.json",
+                magmobo::axum::routing::get(|State((doc, hits)): State<IdpState>| async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let body = doc.lock().unwrap().to_string();
+                    ([(http::header::CONTENT_TYPE, "application/json")], body)
+                }),
+            )
+            .with_state((doc.clone(), hits.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let server = tokio::spawn(async move {
+            let _ = magmobo::axum::serve(listener, app).await;
+        });
+        Idp {
+            url,
+            doc,
+            hits,
+            server,
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn jwk(public: &DecodingKeyPem, kid: &str) -> Value {
+    let (alg, key) = match public {
+        DecodingKeyPem::Rsa(pem) => (
+            Algorithm::RS256,
+            jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        ),
+        DecodingKeyPem::Ec(pem) => (
+            Algorithm::ES256,
+            jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+        ),
+    };
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_decoding_key(&key, Some(alg)).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    serde_json::to_value(jwk).unwrap()
+}
+
+enum DecodingKeyPem {
+    Rsa(&'static str),
+    Ec(&'static str),
+}
+
+/// A fresh token (distinct claims, so the verified-token cache never answers for it).
+fn signed_with_kid(alg: Algorithm, private: &str, kid: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let key = match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(private.as_bytes()).unwrap(),
+        _ => EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    let claims = json!({ "sub": "u-jwks", "role": "authenticated", "exp": now() + 600,
+                         "n": N.fetch_add(1, Ordering::Relaxed) });
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn jwks_url_rotation_forged_kids_and_the_idp_going_away() {
+    let refresh = std::time::Duration::from_millis(1500);
+    let idp = Idp::start(json!({ "keys": [jwk(&DecodingKeyPem::Rsa(RS_PUBLIC), "k1")] })).await;
+    let options = AuthOptions {
+        jwt: Some(
+            JwtConfig::new()
+                .with_jwks_url(&idp.url)
+                .with_jwks_refresh_interval(refresh)
+                .with_jwks_timeout(std::time::Duration::from_secs(2)),
+        ),
+        ..AuthOptions::default()
+    };
+    let (board, key) = board(&sqlite_url(), &[NOTES, SEED], options).await;
+    assert_eq!(idp.hits(), 1, "the JWKS is fetched once at boot");
+    let get = |token: String| {
+        let headers = vec![
+            ("apikey", key.clone()),
+            ("authorization", format!("Bearer {token}")),
+        ];
+        let board = &board;
+        async move {
+            let (status, body) = send(board, "GET /notes", &headers).await;
+            (status, body["message"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    let k1 = || signed_with_kid(Algorithm::RS256, RS_PRIVATE, "k1");
+    let k2 = || signed_with_kid(Algorithm::ES256, ES_PRIVATE, "k2");
+    let forged = |i: usize| signed_with_kid(Algorithm::RS256, RS_PRIVATE, &format!("forged-{i}"));
+
+    assert_eq!(get(k1()).await.0, 200);
+    // Before the IdP publishes k2, its tokens are refused (no ES256 key is trusted yet), and
+    // within the interval after the boot fetch they do not trigger a fetch.
+    let (status, message) = get(k2()).await;
+    assert_eq!(status, 401);
+    assert!(message.contains("token_wrong_algorithm"), "{message}");
+    assert_eq!(idp.hits(), 1);
+
+    // Rotation: the IdP adds an ES256 key k2; its first token triggers one refetch.
+    idp.doc.lock().unwrap()["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(jwk(&DecodingKeyPem::Ec(ES_PUBLIC), "k2"));
+    tokio::time::sleep(refresh).await;
+    assert_eq!(get(k2()).await.0, 200);
+    assert_eq!(idp.hits(), 2);
+    assert_eq!(get(k1()).await.0, 200);
+
+    // A flood of made-up key ids: refused, and at most one fetch per interval.
+    for i in 0..50 {
+        let (status, message) = get(forged(i)).await;
+        assert_eq!(status, 401);
+        assert!(message.contains("token_unknown_key"), "{message}");
+    }
+    assert_eq!(idp.hits(), 2, "no fetch within the interval");
+    tokio::time::sleep(refresh).await;
+    for i in 50..100 {
+        assert_eq!(get(forged(i)).await.0, 401);
+    }
+    assert_eq!(
+        idp.hits(),
+        3,
+        "one fetch for the whole flood after the interval"
+    );
+
+    // The IdP goes away: a refetch fails (quickly: connection refused), is logged, and the
+    // last good keys keep working.
+    let server = idp.server;
+    server.abort();
+    let _ = server.await;
+    tokio::time::sleep(refresh).await;
+    let started = std::time::Instant::now();
+    let (status, message) = get(forged(100)).await;
+    assert_eq!(status, 401);
+    assert!(message.contains("token_unknown_key"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(get(k1()).await.0, 200);
+    assert_eq!(get(k2()).await.0, 200);
+    board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_jwks_url_that_cannot_be_fetched_fails_the_boot_with_the_reason() {
+    // A port nothing listens on (bound, then closed).
+    let url = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks.json", listener.local_addr().unwrap())
+    };
+    let options = AuthOptions {
+        jwt: Some(JwtConfig::new().with_jwks_url(&url)),
+        ..AuthOptions::default()
+    };
+    let board = Motherboard::builder()
+        .with(SqlStorage::connect(&sqlite_url(), StorageOptions::default()).unwrap())
+        .with(ApiKeyAuth::new(options))
+        .build()
+        .unwrap();
+    let Err(Error::Boot(report)) = board.boot().await else {
+        panic!("boot should fail")
+    };
+    let message = &report.failure().unwrap().message;
+    assert!(message.contains("could not fetch the JWKS"), "{message}");
+    assert!(message.contains(&url), "{message}");
 }

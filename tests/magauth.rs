@@ -860,3 +860,100 @@ async fn supabase_js_auth_against_sqlite() {
     assert!(stdout.contains("13 passed, 0 failed"), "{stdout}\n{stderr}");
     env.board.shutdown(StopMode::Fast).await.unwrap();
 }
+
+/// Sign-in (and verify, recover, factor verify) is limited per e-mail and per client IP:
+/// GoTrue's 429 `over_request_rate_limit` with `Retry-After` once over, even with the right
+/// password, while another e-mail still gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_attempts_are_rate_limited_per_email_and_per_ip() {
+    use magauth::{RateLimit, RateLimits};
+    use std::time::Duration;
+    let limits = |email: u32, ip: u32| RateLimits {
+        enabled: true,
+        per_email: RateLimit::new(email, Duration::from_secs(60)),
+        per_ip: RateLimit::new(ip, Duration::from_secs(60)),
+    };
+    let config = |rate_limits| AuthConfig {
+        rate_limits,
+        ..AuthConfig::default()
+    };
+    let env = boot(
+        &sqlite_url(),
+        &[SQLITE_TODOS.into()],
+        sqlite_gate(),
+        config(limits(3, 1000)),
+    )
+    .await;
+    assert_eq!(env.signup("dave@example.com", "dave-secret").await.0, 200);
+    assert_eq!(env.signup("erin@example.com", "erin-secret").await.0, 200);
+    for _ in 0..3 {
+        let (status, body) = env.sign_in("dave@example.com", "guess").await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (400, Some("invalid_credentials"))
+        );
+    }
+    // Over the limit: refused before the password is even checked (the right one too, and
+    // however the address is spelled).
+    let (status, headers, body) = env
+        .call_full(
+            "POST /auth/v1/token?grant_type=password",
+            None,
+            Some(json!({ "email": " Dave@Example.com", "password": "dave-secret" })),
+            true,
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        body,
+        json!({ "code": 429, "error_code": "over_request_rate_limit",
+                "msg": "Request rate limit reached" })
+    );
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // Another e-mail still gets through, and recovery has its own bucket.
+    let (status, session) = env.sign_in("erin@example.com", "erin-secret").await;
+    assert_eq!(status, 200, "{session}");
+    let (status, body) = env
+        .call(
+            "POST /auth/v1/recover",
+            None,
+            Some(json!({ "email": "dave@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    env.board.shutdown(StopMode::Fast).await.unwrap();
+
+    // Per client IP: one client trying many accounts.
+    let env = boot(
+        &sqlite_url(),
+        &[SQLITE_TODOS.into()],
+        sqlite_gate(),
+        config(limits(1000, 5)),
+    )
+    .await;
+    for i in 0..5 {
+        let (status, _) = env
+            .sign_in(&format!("nobody{i}@example.com"), "guess")
+            .await;
+        assert_eq!(status, 400);
+    }
+    let (status, body) = env.sign_in("nobody5@example.com", "guess").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (429, Some("over_request_rate_limit"))
+    );
+    // Codes sent to /verify from that client are limited separately from sign-in.
+    let (status, body) = env
+        .call(
+            "POST /auth/v1/verify",
+            None,
+            Some(json!({ "type": "signup", "email": "nobody@example.com", "token": "123456" })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (403, Some("otp_expired"))
+    );
+    env.board.shutdown(StopMode::Fast).await.unwrap();
+}

@@ -401,10 +401,10 @@ async fn a_receiver_that_always_fails_ends_in_the_dead_letter_list() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_endpoint_that_is_not_plain_http_is_refused_at_connect() {
+async fn an_endpoint_that_is_not_http_or_https_is_refused_at_connect() {
     let webhooks = Webhooks::new(vec![Endpoint {
         name: "tls-app".into(),
-        url: "https://hooks.example.invalid/in".into(),
+        url: "ftp://hooks.example.invalid/in".into(),
         topics: vec!["table.orders.changed".into()],
         secret: SECRET.into(),
     }]);
@@ -416,7 +416,7 @@ async fn an_endpoint_that_is_not_plain_http_is_refused_at_connect() {
     let report = board.boot().await.unwrap();
     let detail = report.peripherals[0].detail.clone().unwrap();
     assert!(
-        detail.contains("tls-app") && detail.contains("http://"),
+        detail.contains("tls-app") && detail.contains("https://"),
         "{detail}"
     );
     board.shutdown(StopMode::Fast).await.unwrap();

@@ -599,3 +599,34 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_jwks_url_must_be_http_and_answer_within_the_timeout() {
+    let load = |config: JwtConfig| async move { JwtVerifier::new(config).load().await };
+    let error = load(JwtConfig::new().with_jwks_url("ftp://idp.example/jwks.json"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, JwtError::Fetch { .. }), "{error}");
+    assert!(error.to_string().contains("only https:// and http://"));
+
+    // An IdP that accepts the connection and never answers: the fetch gives up in time.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = std::time::Instant::now();
+    let error = load(
+        JwtConfig::new()
+            .with_jwks_url(&url)
+            .with_jwks_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, JwtError::Fetch { .. }), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+    silent.abort();
+}

@@ -71,8 +71,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Endpoint {
     /// Unique name, shown in the log, health and bus events.
     pub name: String,
-    /// `http://` URL the events are POSTed to; `https://` is refused at connect until a TLS
-    /// backend is compiled in.
+    /// `https://` (or `http://`) URL the events are POSTed to; https through rustls with the
+    /// system's CA store. Any other scheme is refused at connect.
     pub url: String,
     /// Bus patterns (`table.orders.changed`, `table.*`) whose events go to this endpoint.
     pub topics: Vec<String>,
@@ -276,15 +276,16 @@ impl Peripheral for Webhooks {
                 format!("{why}: fix the endpoint's topic pattern"),
             ));
         }
-        // Without a TLS backend compiled in, an https:// endpoint would fail every attempt
-        // and fill the dead-letter list; refusing it here puts the reason on the POST screen.
+        // A URL that can never be delivered to would fail every attempt and fill the
+        // dead-letter list; refusing it here puts the reason on the POST screen.
         if let Some(bad) = self.endpoints.iter().find(|c| {
-            reqwest::Url::parse(&c.endpoint.url).map_or(true, |url| url.scheme() != "http")
+            reqwest::Url::parse(&c.endpoint.url)
+                .map_or(true, |url| !matches!(url.scheme(), "https" | "http"))
         }) {
             return Err(magmobo_core::Error::part(
                 ctx.name(),
                 format!(
-                    "endpoint '{}': '{}' is not an http:// URL (https needs a TLS backend this build does not include)",
+                    "endpoint '{}': '{}' is not an https:// or http:// URL",
                     bad.endpoint.name, bad.endpoint.url
                 ),
             ));

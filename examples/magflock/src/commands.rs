@@ -406,7 +406,11 @@ fn jwt_config(loaded: &Loaded) -> Option<JwtConfig> {
         config = config.with_secret(secret.clone());
     }
     if let Some(file) = &s.jwks_file {
-        config = config.with_jwks_file(loaded.project.join(file));
+        config = if file.starts_with("https://") || file.starts_with("http://") {
+            config.with_jwks_url(file.clone())
+        } else {
+            config.with_jwks_file(loaded.project.join(file))
+        };
     }
     if let Some(aud) = &s.jwt_aud {
         config = config.with_audience(aud.clone());

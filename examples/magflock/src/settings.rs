@@ -29,7 +29,8 @@ pub struct Settings {
     /// HS256 secret for verifying (Supabase/PostgREST) JWTs, at least 32 characters; masked
     /// by `magflock config`. Prefer `MAGFLOCK_JWT_SECRET` to writing it in the project file.
     pub jwt_secret: Option<String>,
-    /// A JWKS file of trusted public keys (RS256/ES256), relative to the project folder.
+    /// A JWKS of trusted public keys (RS256/ES256): a file relative to the project folder, or
+    /// an `https://` (`http://`) URL such as an identity provider's `jwks_uri`.
     pub jwks_file: Option<String>,
     /// The audience JWTs must name in `aud` (unchecked when absent).
     pub jwt_aud: Option<String>,
@@ -378,11 +379,12 @@ require_api_key = true
 schema_poll_secs = 5
 
 # JWTs (Supabase/PostgREST style): an HS256 secret of at least 32 characters (better set
-# through MAGFLOCK_JWT_SECRET than written here), and/or a JWKS file of public keys (RS256,
-# ES256; re-read when a token names an unknown key id). With require_api_key a JWT in
+# through MAGFLOCK_JWT_SECRET than written here), and/or a JWKS of public keys (RS256,
+# ES256): a file, or an https:// URL of an identity provider; re-read when a token names an
+# unknown key id, at most every 30 s). With require_api_key a JWT in
 # `Authorization: Bearer` still needs the project's API key in the `apikey` header.
 # jwt_secret = "..."
-# jwks_file = "jwks.json"
+# jwks_file = "jwks.json"   # or "https://idp.example/.well-known/jwks.json"
 # jwt_aud = "authenticated"
 # Without jwt_secret and jwks_file, a secret is generated on first boot and kept in the
 # database (table _magmobo_magflock_secrets), so JWTs and the accounts API (/auth/v1) work at once.

@@ -1,5 +1,7 @@
 //! Settings, with GoTrue's defaults where it has them (`GOTRUE_JWT_EXP` 3600 s, minimum
-//! password length 6, e-mail auto-confirmed as in Supabase's local development).
+//! password length 6, e-mail auto-confirmed as in Supabase's local development). Attempt
+//! limits are on by default, generous enough that a person never meets them, tight enough
+//! that guessing a password or a six-digit code is hopeless.
 
 use std::time::Duration;
 
@@ -26,6 +28,64 @@ pub struct AuthConfig {
     /// The `role` claim of access tokens (GoTrue's `JWT_DEFAULT_GROUP_NAME`): the database
     /// role a signed-in user runs as.
     pub role: String,
+    /// Limits on sign-in (password grant), verify, recover and factor verification, per
+    /// e-mail address and per client IP; over them the answer is GoTrue's 429
+    /// `over_request_rate_limit` with `Retry-After`.
+    pub rate_limits: RateLimits,
+}
+
+/// One token bucket: `burst` attempts at once, then one more every `refill_every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Attempts allowed at once (at least 1).
+    pub burst: u32,
+    /// Time to earn one attempt back (more than zero).
+    pub refill_every: Duration,
+}
+
+impl RateLimit {
+    /// `burst` attempts at once, one more every `refill_every`.
+    pub fn new(burst: u32, refill_every: Duration) -> Self {
+        RateLimit {
+            burst,
+            refill_every,
+        }
+    }
+}
+
+/// Attempt limits of MagAuth's guessable endpoints. Each endpoint (sign-in, verify, recover,
+/// factor verify) has its own buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// When false, nothing is limited (a proxy in front already does it).
+    pub enabled: bool,
+    /// Per e-mail address (per account for factor verification): stops password and code
+    /// guessing against one account from many addresses. Default: 10 at once, then one per
+    /// 6 s.
+    pub per_email: RateLimit,
+    /// Per client IP address: stops one client from trying many accounts. Default: 60 at
+    /// once, then one per second (offices and mobile carriers share addresses).
+    pub per_ip: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            enabled: true,
+            per_email: RateLimit::new(10, Duration::from_secs(6)),
+            per_ip: RateLimit::new(60, Duration::from_secs(1)),
+        }
+    }
+}
+
+impl RateLimits {
+    /// No limits.
+    pub fn off() -> Self {
+        RateLimits {
+            enabled: false,
+            ..RateLimits::default()
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -40,6 +100,7 @@ impl Default for AuthConfig {
             email_token_ttl: Duration::from_secs(24 * 3600),
             revoke_sessions_on_password_change: true,
             role: "authenticated".to_owned(),
+            rate_limits: RateLimits::default(),
         }
     }
 }

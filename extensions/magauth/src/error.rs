@@ -47,6 +47,8 @@ pub struct ApiError {
     pub msg: String,
     /// For `weak_password`: the reasons (`length`).
     pub weak_reasons: Vec<&'static str>,
+    /// For 429: seconds until the client may try again (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -57,6 +59,15 @@ impl ApiError {
             error_code: error_code.into(),
             msg: msg.into(),
             weak_reasons: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 `over_request_rate_limit` (GoTrue's wording), with `Retry-After` in seconds.
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(429, "over_request_rate_limit", "Request rate limit reached")
         }
     }
 
@@ -118,6 +129,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = http::StatusCode::from_u16(self.status)
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }

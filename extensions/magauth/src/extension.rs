@@ -96,6 +96,8 @@ impl Extension for MagAuth {
             .install()
             .await
             .map_err(|e| magmobo_core::Error::part("magauth", e.to_string()))?;
+        let limits = crate::limits::Limiter::new(&self.config.rate_limits)
+            .map_err(|e| magmobo_core::Error::part("magauth", e.to_string()))?;
         self.shared.store(Some(Arc::new(Service {
             config: self.config.clone(),
             store,
@@ -103,6 +105,7 @@ impl Extension for MagAuth {
             mailer: self.mailer.clone(),
             auth: ctx.auth()?,
             bus: ctx.bus().ok(),
+            limits,
         })));
         ctx.cpu()?
             .mount(&self.config.prefix, routes::router(self.shared.clone()))?;

@@ -13,6 +13,9 @@
 //! - **Passwords use argon2id** ([`password`]); an unknown e-mail costs the same time as a
 //!   wrong password, and both answer `invalid_credentials` and publish `auth.login.failed`
 //!   with a SHA-256 of the e-mail (never the e-mail or password) and the client address.
+//! - **Guessable endpoints are rate limited** ([`RateLimits`], `limits.rs`): sign-in, verify,
+//!   recover and factor verification per e-mail and per client IP, checked before any
+//!   password hash is computed, answering GoTrue's 429 with `Retry-After`.
 //! - **TOTP second factors** ([`totp`], GoTrue's `/factors`) raise a session to `aal2`;
 //!   enforcing it is left to policies reading the `aal` claim, as in Supabase.
 //! - **Tables are portable migrations** through the board's Storage (`_magmobo_auth_*`,
@@ -23,6 +26,7 @@
 mod config;
 mod error;
 mod extension;
+mod limits;
 mod mail;
 mod mfa;
 pub mod password;
@@ -33,7 +37,7 @@ pub mod store;
 mod tokens;
 pub mod totp;
 
-pub use config::AuthConfig;
+pub use config::{AuthConfig, RateLimit, RateLimits};
 pub use error::{ApiError, BoxError, Error, Result};
 pub use extension::MagAuth;
 pub use mail::{Mail, MailKind, Mailer, MemoryMailer};

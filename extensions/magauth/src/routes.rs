@@ -1,7 +1,8 @@
 //! The axum router mounted at the prefix: GoTrue's paths, request parsing into GoTrue's
 //! errors (never axum's plain-text rejections), the PSU check every endpoint but the e-mail
-//! link makes (the API key, and for user endpoints the access token), and the client's
-//! address for bus events.
+//! link makes (the API key, and for user endpoints the access token), the client's
+//! address for bus events and attempt limits, and those limits on the endpoints where a
+//! client guesses (checked here, before the service hashes a password or reads a row).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use magmobo_core::axum::{Json, Router};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::limits::Attempt;
 use crate::service::{Caller, Client, Service};
 
 /// The service, present between `init` and `stop`.
@@ -181,6 +183,20 @@ fn no_content(result: Result<(), ApiError>) -> Response {
     }
 }
 
+impl Call {
+    /// Takes one attempt of `attempt` for this client and `account` (429 when over a limit).
+    fn limit(&self, attempt: Attempt, account: Option<&str>) -> Result<(), ApiError> {
+        self.service
+            .limits
+            .check(attempt, account, self.client.ip.as_deref())
+    }
+
+    /// The body's `email`, when it is a string.
+    fn email(&self) -> Option<&str> {
+        self.body["email"].as_str()
+    }
+}
+
 /// The caller of a `Need::User` call (always present there).
 fn caller(call: &Call) -> Result<&Caller, ApiError> {
     call.caller.as_ref().ok_or_else(|| {
@@ -203,7 +219,10 @@ async fn token(State(s): State<Shared>, req: http::Request<Body>) -> Response {
         async {
             let call = prepare(&s, req, Need::Key).await?;
             match call.query.get("grant_type").map(String::as_str) {
-                Some("password") => call.service.password_grant(&call.body, &call.client).await,
+                Some("password") => {
+                    call.limit(Attempt::SignIn, call.email())?;
+                    call.service.password_grant(&call.body, &call.client).await
+                }
                 Some("refresh_token") => call.service.refresh_grant(&call.body, &call.client).await,
                 other => Err(ApiError::new(
                     400,
@@ -262,6 +281,7 @@ async fn verify(State(s): State<Shared>, req: http::Request<Body>) -> Response {
     answer(
         async {
             let call = prepare(&s, req, Need::Key).await?;
+            call.limit(Attempt::Verify, call.email())?;
             call.service.verify(&call.body, &call.client).await
         }
         .await,
@@ -298,7 +318,11 @@ async fn verify_link(State(s): State<Shared>, req: http::Request<Body>) -> Respo
             })
             .collect()
     };
-    let fragment = match call.service.verify(&body, &call.client).await {
+    let verified = match call.limit(Attempt::Verify, None) {
+        Ok(()) => call.service.verify(&body, &call.client).await,
+        Err(e) => Err(e),
+    };
+    let fragment = match verified {
         Ok(session) => format!(
             "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}",
             enc(session["access_token"].as_str().unwrap_or_default()),
@@ -324,6 +348,7 @@ async fn recover(State(s): State<Shared>, req: http::Request<Body>) -> Response 
     answer(
         async {
             let call = prepare(&s, req, Need::Key).await?;
+            call.limit(Attempt::Recover, call.email())?;
             call.service.recover(&call.body).await
         }
         .await,
@@ -402,9 +427,9 @@ async fn verify_factor(
     answer(
         async {
             let call = prepare(&s, req, Need::User).await?;
-            call.service
-                .verify_factor(caller(&call)?, &id, &call.body)
-                .await
+            let caller = caller(&call)?;
+            call.limit(Attempt::FactorVerify, Some(&caller.user_id))?;
+            call.service.verify_factor(caller, &id, &call.body).await
         }
         .await,
     )

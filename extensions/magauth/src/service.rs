@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::config::AuthConfig;
 use crate::error::{ApiError, Error};
+use crate::limits::Limiter;
 use crate::mail::{Mail, MailKind, Mailer};
 use crate::password;
 use crate::shapes;
@@ -41,6 +42,7 @@ pub(crate) struct Service {
     pub mailer: Option<Arc<dyn Mailer>>,
     pub auth: Arc<dyn Auth>,
     pub bus: Option<BusHandle>,
+    pub limits: Limiter,
 }
 
 pub(crate) fn now() -> i64 {

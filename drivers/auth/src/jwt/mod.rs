@@ -7,8 +7,15 @@
 //! token's header: an HS256 secret accepts HS256 only, an RSA key RS256, a P-256 key ES256, a
 //! JWK its own `alg`. That refuses `alg=none` and the RS/HS confusion attack (an RS256 public
 //! key used as an HMAC secret) by construction.
+//!
+//! JWKS files and URLs are the sources that change at run time (an identity provider rotating
+//! its keys). They are read at boot and again when a token names an unknown `kid`, at most once
+//! per refresh interval so forged kids cannot turn into a flood of reads of the IdP; a URL is
+//! fetched with a bounded timeout (`fetch.rs`), and a source that fails on such a refresh keeps
+//! its last good keys.
 
 mod cache;
+mod fetch;
 mod keys;
 mod rejection;
 mod verify;
@@ -28,7 +35,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 #[non_exhaustive]
 pub enum JwtError {
     /// No key source was configured.
-    #[error("JWT verification has no keys: set a secret, a PEM public key or a JWKS file")]
+    #[error("JWT verification has no keys: set a secret, a PEM public key or a JWKS file or URL")]
     NoKeys,
     /// The HS256 secret is too short.
     #[error("the JWT secret must be at least {MIN_SECRET_LEN} characters long")]
@@ -51,10 +58,22 @@ pub enum JwtError {
         #[source]
         source: std::io::Error,
     },
+    /// A JWKS URL could not be fetched: not http(s), unreachable, timed out, an answer other
+    /// than 2xx, or a body over the size limit.
+    #[error(
+        "could not fetch the JWKS from {url}: {source}; check the URL and that the identity provider is reachable"
+    )]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A JWKS document is not a JSON object with a `keys` array, or holds no usable key.
     #[error("the JWKS document {origin} is not usable: {reason}")]
     Jwks {
-        /// Where it came from (a path, or `inline`).
+        /// Where it came from (a path, a URL, or `inline`).
         origin: String,
         /// What is wrong.
         reason: String,
@@ -82,6 +101,8 @@ pub(crate) enum KeySource {
     EcPem(Vec<u8>),
     /// A JWKS document on disk, re-read on an unknown `kid`.
     JwksFile(PathBuf),
+    /// A JWKS document at an http(s) URL, fetched again on an unknown `kid`.
+    JwksUrl(String),
     /// A JWKS document given inline.
     JwksJson(String),
 }
@@ -94,6 +115,7 @@ pub struct JwtConfig {
     pub(crate) issuer: Vec<String>,
     pub(crate) leeway: Duration,
     pub(crate) jwks_refresh: Duration,
+    pub(crate) jwks_timeout: Duration,
     pub(crate) cache_capacity: usize,
 }
 
@@ -107,6 +129,7 @@ impl std::fmt::Debug for JwtConfig {
                 KeySource::RsaPem(_) => "rsa-pem".to_owned(),
                 KeySource::EcPem(_) => "ec-pem".to_owned(),
                 KeySource::JwksFile(p) => format!("jwks-file({})", p.display()),
+                KeySource::JwksUrl(url) => format!("jwks-url({url})"),
                 KeySource::JwksJson(_) => "jwks-inline".to_owned(),
             })
             .collect();
@@ -127,6 +150,7 @@ impl Default for JwtConfig {
             issuer: Vec::new(),
             leeway: Duration::from_secs(30),
             jwks_refresh: Duration::from_secs(30),
+            jwks_timeout: Duration::from_secs(3),
             cache_capacity: 10_000,
         }
     }
@@ -170,6 +194,17 @@ impl JwtConfig {
         self
     }
 
+    /// Adds a JWKS document served at an `https://` (or, for a local identity provider,
+    /// `http://`) URL, such as an OpenID provider's `jwks_uri`. It is fetched at boot (a
+    /// failure fails the boot, on the POST screen) and fetched again when a token names an
+    /// unknown `kid`, at most once per [`JwtConfig::with_jwks_refresh_interval`]; a failed
+    /// refetch is logged and the last good keys stay in use. Each fetch gives up after
+    /// [`JwtConfig::with_jwks_timeout`], the longest a request can wait for it.
+    pub fn with_jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.sources.push(KeySource::JwksUrl(url.into()));
+        self
+    }
+
     /// Adds a JWKS document given as JSON text.
     pub fn with_jwks_json(mut self, json: impl Into<String>) -> Self {
         self.sources.push(KeySource::JwksJson(json.into()));
@@ -198,6 +233,13 @@ impl JwtConfig {
     /// a flood of made-up key ids cannot turn into a flood of reads.
     pub fn with_jwks_refresh_interval(mut self, every: Duration) -> Self {
         self.jwks_refresh = every;
+        self
+    }
+
+    /// The longest a JWKS URL fetch may take, connection included (default 3 s). A request
+    /// whose token names an unknown `kid` waits for the refetch, so keep it short.
+    pub fn with_jwks_timeout(mut self, timeout: Duration) -> Self {
+        self.jwks_timeout = timeout;
         self
     }
 

@@ -1,6 +1,8 @@
 //! Verifying one token: header checks against the key set (never trusting the header's
 //! choice of algorithm), signature and claims through jsonwebtoken, the `role` claim's type,
-//! the cache of verified tokens, and the rate-limited JWKS re-read on an unknown `kid`.
+//! the cache of verified tokens, and the rate-limited JWKS re-read on an unknown `kid` (files
+//! and URLs; a source that fails then keeps its last good keys, so an IdP outage or a
+//! half-written file does not lock everyone out).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +12,7 @@ use base64::Engine;
 use jsonwebtoken::Algorithm;
 
 use super::cache::TokenCache;
+use super::fetch::JwksClient;
 use super::keys::{self, KeySet, VerifyKey};
 use super::{JwtConfig, JwtError, TokenRejection};
 
@@ -50,9 +53,20 @@ pub struct Refused {
 pub struct JwtVerifier {
     config: JwtConfig,
     keys: ArcSwap<KeySet>,
-    jwks_file: bool,
-    last_reload: tokio::sync::Mutex<Option<Instant>>,
+    refreshable: bool,
+    reload: tokio::sync::Mutex<ReloadState>,
+    client: JwksClient,
     cache: TokenCache,
+}
+
+/// What the (serialised) loads share.
+#[derive(Default)]
+struct ReloadState {
+    /// When the sources were last read, for the refresh interval.
+    at: Option<Instant>,
+    /// Each source's keys as last read successfully, in configuration order (empty until the
+    /// first successful `load`).
+    per_source: Vec<Vec<VerifyKey>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -75,10 +89,11 @@ impl JwtVerifier {
     /// A verifier for `config`; it trusts no key until [`JwtVerifier::load`].
     pub fn new(config: JwtConfig) -> Self {
         JwtVerifier {
-            jwks_file: keys::has_jwks_file(&config),
+            refreshable: config.sources.iter().any(|s| s.refreshable()),
             cache: TokenCache::new(config.cache_capacity),
             keys: ArcSwap::default(),
-            last_reload: tokio::sync::Mutex::new(None),
+            reload: tokio::sync::Mutex::new(ReloadState::default()),
+            client: JwksClient::default(),
             config,
         }
     }
@@ -88,16 +103,31 @@ impl JwtVerifier {
         &self.config
     }
 
-    /// Reads the keys (files included) and returns how many are trusted. Forgets every cached
-    /// token, so a key removed from the set stops working at once.
+    /// Reads the keys (files and URLs included) and returns how many are trusted. Any source
+    /// failing fails the whole load and keeps the keys in use. Forgets every cached token, so a
+    /// key removed from the set stops working at once.
     pub async fn load(&self) -> Result<usize, JwtError> {
-        let mut last = self.last_reload.lock().await;
-        let set = keys::load(&self.config).await?;
-        let count = set.keys.len();
-        self.keys.store(Arc::new(set));
-        self.cache.clear();
-        *last = Some(Instant::now());
+        let mut state = self.reload.lock().await;
+        if self.config.sources.is_empty() {
+            return Err(JwtError::NoKeys);
+        }
+        let mut per_source = Vec::with_capacity(self.config.sources.len());
+        for source in &self.config.sources {
+            per_source.push(keys::load_source(&self.config, source, &self.client).await?);
+        }
+        let count = self.install(&per_source);
+        state.per_source = per_source;
+        state.at = Some(Instant::now());
         Ok(count)
+    }
+
+    /// Makes `per_source` the trusted key set and forgets every verified token.
+    fn install(&self, per_source: &[Vec<VerifyKey>]) -> usize {
+        let keys: Vec<VerifyKey> = per_source.iter().flatten().cloned().collect();
+        let count = keys.len();
+        self.keys.store(Arc::new(KeySet { keys }));
+        self.cache.clear();
+        count
     }
 
     /// The algorithms the loaded keys accept, e.g. `["HS256", "RS256"]`.
@@ -155,7 +185,7 @@ impl JwtVerifier {
         // Re-read before the algorithm check: a rotation may bring a key of another type.
         if let Some(kid) = header.kid.as_deref()
             && !set.knows_kid(kid)
-            && self.jwks_file
+            && self.refreshable
         {
             self.reload_for_unknown_kid().await;
             set = self.keys.load_full();
@@ -209,23 +239,37 @@ impl JwtVerifier {
         Ok(verified)
     }
 
-    /// Re-reads the key set after a token named an unknown `kid`, at most once per refresh
-    /// interval; concurrent callers wait for one read instead of each starting their own.
+    /// Re-reads the JWKS files and URLs after a token named an unknown `kid`, at most once per
+    /// refresh interval (failed reads count too, so a dead IdP is not retried on every
+    /// request); concurrent callers wait for one read instead of each starting their own. A
+    /// source that fails keeps its last good keys.
     async fn reload_for_unknown_kid(&self) {
-        let mut last = self.last_reload.lock().await;
-        if last.is_some_and(|at| at.elapsed() < self.config.jwks_refresh) {
+        let mut state = self.reload.lock().await;
+        if state
+            .at
+            .is_some_and(|at| at.elapsed() < self.config.jwks_refresh)
+        {
             return;
         }
-        *last = Some(Instant::now());
-        match keys::load(&self.config).await {
-            Ok(set) => {
-                tracing::info!(keys = set.keys.len(), "JWKS re-read after an unknown kid");
-                self.keys.store(Arc::new(set));
-                self.cache.clear();
-            }
-            // Keep the keys we have: a half-written file must not lock everyone out.
-            Err(error) => tracing::warn!(%error, "could not re-read the JWKS"),
+        // Never loaded successfully: there is nothing to refresh (boot reported the error).
+        if state.per_source.len() != self.config.sources.len() {
+            return;
         }
+        state.at = Some(Instant::now());
+        for (index, source) in self.config.sources.iter().enumerate() {
+            if !source.refreshable() {
+                continue;
+            }
+            match keys::load_source(&self.config, source, &self.client).await {
+                Ok(keys) => state.per_source[index] = keys,
+                Err(error) => tracing::warn!(
+                    %error,
+                    "could not re-read a JWKS after an unknown kid; its last good keys stay in use"
+                ),
+            }
+        }
+        let count = self.install(&state.per_source);
+        tracing::info!(keys = count, "JWKS re-read after an unknown kid");
     }
 }
 
