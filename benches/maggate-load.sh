@@ -34,7 +34,7 @@ PROJECT=$(mktemp -d)
 # default) would answer most of a load test from one address with 429: they are turned off.
 # The server may open as many database connections as pgbench does (CONNS): writes wait for
 # WAL flushes, and PostgreSQL flushes the commits of concurrent sessions together.
-export MAGFLOCK_POOL_SIZE=$CONNS
+export MAGFLOCK_POOL_SIZE=${MAGFLOCK_POOL_SIZE:-$CONNS}
 MAGFLOCK_RATE_LIMIT_PER_IP=0 MAGFLOCK_RATE_LIMIT_PER_IDENTITY=0 MAGFLOCK_REQUIRE_API_KEY=false "$BIN" --project "$PROJECT" start \
   --listen 127.0.0.1:$PORT --database-url "$URL" >/dev/null 2>&1 & PID=$!
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$PROJECT"; psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
@@ -67,6 +67,12 @@ pg_run() { # sql -> tps
     | awk '/^tps/ {print $3; exit}'
 }
 
+# Warm-up, not measured: the server opens its pool's connections and prepares its statements
+# (pgbench, too, reports its rate without the time spent connecting).
+for lua in get_by_id.lua list.lua; do
+  wrk -t2 -c"$CONNS" -d2s -s "benches/wrk/$lua" "http://127.0.0.1:$PORT" >/dev/null
+done
+
 printf '%-22s %12s %10s %10s %14s %8s %8s\n' "case" "MagGate r/s" "p50" "p99" "pgbench tps" "ratio" "non-2xx"
 for case in "get_by_id.lua get.sql GET by primary key" "list.lua list.sql GET 20 filtered+ordered" "post.lua post.sql POST one row"; do
   set -- $case
@@ -84,6 +90,7 @@ MAGFLOCK_SENTINEL=false MAGFLOCK_REQUIRE_API_KEY=false "$BIN" --project "$PROJEC
   --listen 127.0.0.1:$((PORT + 1)) --database-url "$URL" >/dev/null 2>&1 & PID2=$!
 trap 'kill $PID $PID2 2>/dev/null; wait 2>/dev/null; rm -rf "$PROJECT" "$PROJECT2"; psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$((PORT + 1))/health" >/dev/null && break; sleep 0.1; done
+wrk -t2 -c"$CONNS" -d2s -s benches/wrk/get_by_id.lua "http://127.0.0.1:$((PORT + 1))" >/dev/null
 echo
 printf '%-22s %14s %10s %14s %10s %8s\n' "GET by pk, round" "Sentinel on" p99 "Sentinel off" p99 "on/off"
 for r in 1 2; do
