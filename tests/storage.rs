@@ -732,3 +732,116 @@ async fn a_board_boots_with_sqlite_in_memory_and_stops_the_pool() {
 /// the storage on it, so it drops (and drops the database) last.
 #[allow(dead_code)]
 fn guard_type(_: &TempDatabase) {}
+
+/// PostgreSQL reads outside a transaction (`query_read`) are pipelined on their own
+/// connections (tokio-postgres); they must bind and decode exactly as the pool's path (sqlx)
+/// does, and their errors must carry the same SQLSTATE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pipelined_reads_match_the_pool() {
+    let Some(db) = postgres_or_skip("postgres_pipelined_reads_match_the_pool").await else {
+        return;
+    };
+    let pipelined = storage(&db.url);
+    let pooled = SqlStorage::connect(
+        &db.url,
+        StorageOptions::default()
+            .max_connections(4)
+            .pipelined_connections(0),
+    )
+    .unwrap();
+    pooled
+        .execute(
+            "CREATE TABLE kinds (b bool, s int2, i int4, l int8, r float4, d float8, t text,
+                                 v varchar(9), c char(3), j json, jb jsonb, by bytea, n int4)",
+            &[],
+        )
+        .await
+        .unwrap();
+    pooled
+        .execute(
+            "INSERT INTO kinds VALUES (true, -2, 40000, 9007199254740993, 1.1, 2.5, 'it''s',
+                                       'v', 'ab', '{\"a\":[1,null]}', '{\"b\":true}', '\\x00ff', NULL)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let reads: [(&str, Vec<Value>); 4] = [
+        ("SELECT * FROM kinds", vec![]),
+        (
+            "SELECT $1::int8 + 1 AS next, $2 || '!' AS shout, $3::jsonb -> 'k' AS k,
+                    $4::float8 * 2 AS twice, $5::bool AS yes, $6::text IS NULL AS missing,
+                    length($7::bytea) AS bytes",
+            vec![
+                Value::Int(41),
+                Value::Text("hey".into()),
+                Value::Json(json!({"k": [1, "two"]})),
+                Value::Float(1.25),
+                Value::Bool(true),
+                Value::Null,
+                Value::Bytes(vec![0, 1, 2]),
+            ],
+        ),
+        (
+            "SELECT coalesce(json_agg(t), '[]') AS body FROM (SELECT * FROM kinds WHERE i = $1::int) t",
+            vec![Value::Text("40000".into())],
+        ),
+        // A type the pipeline does not decode (numeric) falls back to the pool.
+        (
+            "SELECT 1.50::numeric AS price, now()::date = current_date AS today",
+            vec![],
+        ),
+    ];
+    for (sql, params) in &reads {
+        let a = pipelined.query_read(sql, params).await.unwrap();
+        let b = pooled.query(sql, params).await.unwrap();
+        assert_eq!(a, b, "{sql}");
+        assert!(!a.is_empty(), "{sql}");
+    }
+    let row = &pipelined.query_read(reads[1].0, &reads[1].1).await.unwrap()[0];
+    assert_eq!(row.get("next"), Some(&Value::Int(42)));
+    assert_eq!(row.get("shout"), Some(&Value::Text("hey!".into())));
+    assert_eq!(row.get("k"), Some(&Value::Json(json!([1, "two"]))));
+    assert_eq!(row.get("missing"), Some(&Value::Bool(true)));
+
+    let err = pipelined
+        .query("SELECT 1 / $1::int AS x", &[Value::Int(0)])
+        .await;
+    let err = err.expect_err("division by zero");
+    assert_eq!(sqlstate(&err).as_deref(), Some("22012"), "{err}");
+    let err = pipelined
+        .query_read("SELECT * FROM kinds WHERE nope = 1", &[])
+        .await
+        .expect_err("unknown column");
+    assert_eq!(sqlstate(&err).as_deref(), Some("42703"), "{err}");
+
+    // The pipeline has its own connections: the server sees them.
+    let apps = pooled
+        .query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()
+               AND application_name = 'magmobo-pipeline' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(apps[0].get("n"), Some(Value::Int(n)) if *n >= 1),
+        "{apps:?}"
+    );
+    // Its connections ended by the server: the next read opens new ones.
+    pooled
+        .query(
+            "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'magmobo-pipeline'
+               AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rows = pipelined
+        .query_read("SELECT 41 + 1 AS answer", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get("answer"), Some(&Value::Int(42)));
+    pipelined.stop(StopMode::Fast).await.unwrap();
+    pooled.stop(StopMode::Fast).await.unwrap();
+}

@@ -62,9 +62,37 @@ pub fn db_error(err: &Error) -> Option<DbError> {
         if let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() {
             return Some(describe(db.as_ref()));
         }
+        #[cfg(feature = "postgres")]
+        if let Some(db) = e
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::as_db_error)
+        {
+            return Some(describe_pipelined(db));
+        }
         next = e.source();
     }
     None
+}
+
+/// The same description for an error of the pipelined PostgreSQL path.
+#[cfg(feature = "postgres")]
+fn describe_pipelined(db: &tokio_postgres::error::DbError) -> DbError {
+    let sqlstate = db.code().code().to_owned();
+    let kind = match sqlstate.as_str() {
+        "23505" => DbErrorKind::UniqueViolation,
+        "23503" => DbErrorKind::ForeignKeyViolation,
+        "23502" => DbErrorKind::NotNullViolation,
+        "23514" => DbErrorKind::CheckViolation,
+        _ => DbErrorKind::Other,
+    };
+    DbError {
+        code: Some(sqlstate.clone()),
+        sqlstate,
+        kind,
+        constraint: db.constraint().map(str::to_owned),
+        table: db.table().map(str::to_owned),
+        message: db.message().to_owned(),
+    }
 }
 
 fn describe(db: &dyn sqlx::error::DatabaseError) -> DbError {
@@ -121,6 +149,9 @@ pub(crate) enum Failure {
     },
     /// Our own check failed (a missing migration dialect, a bad result shape).
     Invalid(String),
+    /// A statement on the pipelined PostgreSQL connections failed.
+    #[cfg(feature = "postgres")]
+    Pipelined(tokio_postgres::Error),
 }
 
 impl Failure {
@@ -189,6 +220,17 @@ pub(crate) fn to_error(part: &str, target: &str, action: &str, failure: Failure)
             format!("{action}: cannot decode column `{column}`: {message}"),
         ),
         Failure::Invalid(message) => Error::part(part, format!("{action}: {message}")),
+        #[cfg(feature = "postgres")]
+        Failure::Pipelined(e) => {
+            let message = match e.as_db_error() {
+                Some(db) => format!("{action}: {} (SQLSTATE {})", db.message(), db.code().code()),
+                None if e.is_closed() => format!(
+                    "{action}: the connection to {target} closed ({e}): check that the database is running"
+                ),
+                None => format!("{action}: {e}"),
+            };
+            Error::part_with(part, message, e)
+        }
         Failure::SqlIn { context, source } => to_error(
             part,
             target,

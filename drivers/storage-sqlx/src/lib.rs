@@ -50,6 +50,8 @@ mod mysql;
 mod options;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "postgres")]
+mod pipeline;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod pool;
 #[cfg(feature = "sqlite")]
@@ -163,6 +165,9 @@ struct Inner {
     options: StorageOptions,
     connect: Connect,
     pool: OnceLock<Pool>,
+    /// PostgreSQL statements outside transactions, pipelined (see `pipeline.rs`).
+    #[cfg(feature = "postgres")]
+    pipeline: Option<pipeline::Pipeline>,
     listeners: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -230,6 +235,11 @@ impl SqlStorage {
                 ));
             }
         };
+        #[cfg(feature = "postgres")]
+        let pipeline = match dialect {
+            Dialect::Postgres => pipeline::Pipeline::new(url, &options),
+            _ => None,
+        };
         Ok(SqlStorage {
             inner: Arc::new(Inner {
                 name,
@@ -238,6 +248,8 @@ impl SqlStorage {
                 options,
                 connect,
                 pool: OnceLock::new(),
+                #[cfg(feature = "postgres")]
+                pipeline,
                 listeners: Mutex::new(Vec::new()),
             }),
         })
@@ -429,6 +441,10 @@ impl Component for SqlStorage {
                 handle.abort();
             }
         }
+        #[cfg(feature = "postgres")]
+        if let Some(pipeline) = &self.inner.pipeline {
+            pipeline.close().await;
+        }
         let Some(pool) = self.inner.pool.get() else {
             return Ok(());
         };
@@ -461,6 +477,16 @@ impl Storage for SqlStorage {
     fn pool_usage(&self) -> Option<(u32, u32, u32)> {
         let (open, idle, max) = SqlStorage::pool_usage(self);
         Some((open, u32::try_from(idle).unwrap_or(u32::MAX), max))
+    }
+
+    async fn query_read(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        #[cfg(feature = "postgres")]
+        if let Some(pipeline) = &self.inner.pipeline
+            && let pipeline::Outcome::Ran(rows) = pipeline.query(sql, params).await
+        {
+            return rows.map_err(|f| self.fail("query failed", f));
+        }
+        self.query(sql, params).await
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {

@@ -33,6 +33,9 @@ pub struct StorageOptions {
     /// The component name on the board and the POST screen (default: the backend, e.g.
     /// `PostgreSQL`).
     pub name: Option<String>,
+    /// PostgreSQL only: connections, besides the pool's, on which statements outside a
+    /// transaction are pipelined (default 2; 0 sends every statement through the pool).
+    pub pipelined_connections: u32,
 }
 
 impl Default for StorageOptions {
@@ -43,6 +46,7 @@ impl Default for StorageOptions {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
             name: None,
+            pipelined_connections: 2,
         }
     }
 }
@@ -53,6 +57,12 @@ impl StorageOptions {
         self.max_connections = max.max(1);
         self
     }
+    /// Sets [`StorageOptions::pipelined_connections`] (0 turns pipelining off).
+    pub fn pipelined_connections(mut self, connections: u32) -> Self {
+        self.pipelined_connections = connections;
+        self
+    }
+
     /// Sets [`StorageOptions::min_connections`].
     pub fn min_connections(mut self, min: u32) -> Self {
         self.min_connections = min;

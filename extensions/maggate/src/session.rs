@@ -64,14 +64,22 @@ impl TxEnd {
 
 /// Statements run either on the pool or inside one transaction.
 pub(crate) enum Conn {
-    Pool(Arc<dyn Storage>),
+    /// No transaction; `read_only` (GET, HEAD) lets the storage pipeline the statements.
+    Pool {
+        storage: Arc<dyn Storage>,
+        read_only: bool,
+    },
     Tx(Box<dyn Transaction>),
 }
 
 impl Conn {
     pub(crate) async fn query(&mut self, st: &Statement) -> ApiResult<Vec<Row>> {
         let r = match self {
-            Conn::Pool(s) => s.query(&st.sql, &st.binds).await,
+            Conn::Pool {
+                storage,
+                read_only: true,
+            } => storage.query_read(&st.sql, &st.binds).await,
+            Conn::Pool { storage, .. } => storage.query(&st.sql, &st.binds).await,
             Conn::Tx(t) => t.query(&st.sql, &st.binds).await,
         };
         r.map_err(|e| db_error(&e))
@@ -79,7 +87,7 @@ impl Conn {
 
     pub(crate) async fn execute(&mut self, st: &Statement) -> ApiResult<u64> {
         let r = match self {
-            Conn::Pool(s) => s.execute(&st.sql, &st.binds).await,
+            Conn::Pool { storage, .. } => storage.execute(&st.sql, &st.binds).await,
             Conn::Tx(t) => t.execute(&st.sql, &st.binds).await,
         };
         r.map_err(|e| db_error(&e))
@@ -215,7 +223,10 @@ impl Session {
             || self.pre_request.is_some()
             || (!self.commit && !self.read_only);
         if !needs_tx {
-            return Ok(Conn::Pool(self.storage.clone()));
+            return Ok(Conn::Pool {
+                storage: self.storage.clone(),
+                read_only: self.read_only,
+            });
         }
         let begun = if self.read_only {
             self.storage.begin_read_only().await

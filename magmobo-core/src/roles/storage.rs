@@ -207,6 +207,13 @@ pub trait Storage: Component {
     }
     /// Runs a statement returning rows.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+    /// Runs a statement that only reads, outside any transaction. The caller guarantees that
+    /// it changes nothing (MagGate's GET and HEAD), so a driver may pipeline it with other
+    /// requests' statements on a shared connection and run it again when that connection
+    /// drops. The default is [`Storage::query`].
+    async fn query_read(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        self.query(sql, params).await
+    }
     /// Runs a statement; returns affected rows.
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64>;
     /// Begins a transaction.
