@@ -59,6 +59,12 @@ fn ddl(d: Dialect) -> Vec<&'static str> {
              LANGUAGE sql STABLE AS $$ SELECT * FROM items WHERE price <= max_price $$",
             "CREATE FUNCTION item_names() RETURNS SETOF text \
              LANGUAGE sql STABLE AS $$ SELECT name FROM items ORDER BY id $$",
+            "CREATE FUNCTION price_list(min_price double precision) \
+             RETURNS TABLE (item text, cents bigint) \
+             LANGUAGE sql STABLE AS $$ SELECT name, (price * 100)::bigint FROM items \
+             WHERE price >= min_price $$",
+            "CREATE FUNCTION price_range(OUT low double precision, OUT high double precision) \
+             LANGUAGE sql STABLE AS $$ SELECT min(price), max(price) FROM items $$",
             "CREATE FUNCTION bump_qty(item integer, amount integer DEFAULT 1) RETURNS integer \
              LANGUAGE sql VOLATILE AS $$ UPDATE items SET qty = coalesce(qty, 0) + amount \
              WHERE id = item RETURNING qty $$",
@@ -1702,6 +1708,48 @@ async fn rpc_cases(b: &Motherboard, d: Dialect) {
         400,
         &[],
         Some(json!({"code":"PGRST127"})),
+    )
+    .await;
+    // RETURNS TABLE (...): its columns take select, filters, order and limits.
+    check(
+        b,
+        "GET /rpc/price_list?min_price=0&select=item&cents=gte.200&order=cents.desc&limit=2",
+        &[],
+        None,
+        200,
+        &[("content-range", "0-1/*")],
+        Some(json!([{"item":"elderberry"},{"item":"cherry"}])),
+    )
+    .await;
+    check(
+        b,
+        "POST /rpc/price_list?item=like.*rr*&order=item",
+        &[],
+        Some(r#"{"min_price":0}"#),
+        200,
+        &[],
+        Some(json!([{"item":"cherry","cents":300},{"item":"elderberry","cents":775}])),
+    )
+    .await;
+    check(
+        b,
+        "GET /rpc/price_list?min_price=0&nope=eq.1",
+        &[],
+        None,
+        400,
+        &[],
+        Some(json!({"code":"42703"})),
+    )
+    .await;
+    // OUT parameters: one row, as an object.
+    check(
+        b,
+        "GET /rpc/price_range",
+        &[],
+        None,
+        200,
+        &[],
+        Some(json!({"low":0.25,"high":7.75})),
     )
     .await;
 }

@@ -475,12 +475,14 @@ pub(crate) async fn introspect(
                 format_type(p.prorettype, NULL) AS returns, p.proretset AS returns_set,
                 p.provolatile::text AS volatility, p.pronargdefaults::int8 AS defaults,
                 a.ord AS ord, COALESCE(a.arg_name, '') AS arg_name,
-                format_type(a.arg_type, NULL) AS arg_type, COALESCE(a.arg_mode::text, 'i') AS arg_mode
+                format_type(a.arg_type, NULL) AS arg_type, COALESCE(a.arg_mode::text, 'i') AS arg_mode,
+                t.typname::text AS arg_base, t.typcategory::text AS arg_category
          FROM pg_proc p
          JOIN pg_namespace n ON n.oid = p.pronamespace
          LEFT JOIN LATERAL unnest(COALESCE(p.proallargtypes, p.proargtypes::oid[]),
                                   p.proargmodes, p.proargnames)
                 WITH ORDINALITY AS a(arg_type, arg_mode, arg_name, ord) ON true
+         LEFT JOIN pg_type t ON t.oid = a.arg_type
          WHERE p.prokind = 'f' AND {SCHEMA_FILTER}
            AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
            AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.objid = p.oid AND dep.deptype = 'e')
@@ -561,6 +563,23 @@ pub(crate) async fn introspect(
                 returns: r.text("returns"),
                 returns_set: r.flag("returns_set"),
                 read_only: matches!(r.text("volatility").as_str(), "i" | "s"),
+                returns_columns: Vec::new(),
+            });
+        }
+        // TABLE (...) columns and OUT parameters describe the result rows.
+        if r.opt_text("arg_type").is_some()
+            && matches!(r.text("arg_mode").as_str(), "t" | "o" | "b")
+            && let Some(f) = functions.last_mut()
+        {
+            f.returns_columns.push(Column {
+                name: r.text("arg_name"),
+                data_type: r.text("arg_type"),
+                kind: kind_of(&r.text("arg_base"), &r.text("arg_category")),
+                nullable: true,
+                default: None,
+                generated: false,
+                enum_values: Vec::new(),
+                comment: None,
             });
         }
         if r.opt_text("arg_type").is_some()

@@ -140,6 +140,10 @@ pub struct Function {
     pub returns_set: bool,
     /// Whether it is declared IMMUTABLE or STABLE (callable with GET).
     pub read_only: bool,
+    /// The columns of its result rows when it declares them itself (`RETURNS TABLE (...)`
+    /// or OUT parameters), in order; empty otherwise.
+    #[serde(default)]
+    pub returns_columns: Vec<Column>,
 }
 
 /// One function parameter.

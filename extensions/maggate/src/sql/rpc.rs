@@ -1,9 +1,11 @@
 //! RPC on PostgreSQL: `/rpc/{fn}` calls an introspected function with named arguments, each
 //! a bind cast to the parameter's type. Functions returning rows of a table type are read
-//! like that table (`select`, filters, `order`, `limit`, embedding); other set-returning
-//! functions return a JSON array of their values, scalar functions the bare JSON value.
+//! like that table (`select`, filters, `order`, `limit`, embedding), and so are functions
+//! declaring their own result columns (`RETURNS TABLE (...)`, OUT parameters) as a table of
+//! those columns; other set-returning functions return a JSON array of their values, scalar
+//! functions the bare JSON value.
 
-use magmobo_core::roles::schema::{ColumnKind, Function, FunctionParam, Table};
+use magmobo_core::roles::schema::{ColumnKind, Function, FunctionParam, Table, TableKind};
 use magmobo_core::roles::storage::Dialect;
 
 use super::value::{self, Target};
@@ -126,6 +128,25 @@ fn row_table<'c>(cat: &'c Catalog, f: &Function) -> Option<&'c Table> {
     cat.exposed().find(|t| t.name == name.trim_matches('"'))
 }
 
+/// The rows `f` declares itself (`RETURNS TABLE (a int, b text)`, OUT parameters) as a
+/// table named after the function, so `select`, filters, `order` and limits apply to them.
+/// A function with a single OUT parameter returns that value, not rows: none then.
+fn declared_rows(f: &Function) -> Option<Table> {
+    let named = f.returns_columns.iter().all(|c| !c.name.is_empty());
+    let rows = f.returns_set || f.returns_columns.len() > 1;
+    (named && rows && !f.returns_columns.is_empty()).then(|| Table {
+        schema: f.schema.clone(),
+        name: f.name.clone(),
+        kind: TableKind::View,
+        columns: f.returns_columns.clone(),
+        primary_key: Vec::new(),
+        unique: Vec::new(),
+        foreign_keys: Vec::new(),
+        insertable: false,
+        comment: None,
+    })
+}
+
 /// Builds the call of `f` with `args` (names already checked by [`find`]).
 pub fn call(
     cat: &Catalog,
@@ -152,6 +173,20 @@ pub fn call(
         call_expr(&mut source, f, &bound)?;
         source.push(" AS ").ident(&table.name);
         let mut plan = super::read_from(cat, table, &source, q, range, opts)?;
+        if !f.returns_set {
+            plan.shape = Shape::Aggregated;
+        }
+        return Ok(Call {
+            plan,
+            scalar: !f.returns_set,
+        });
+    }
+    if let Some(table) = declared_rows(f) {
+        // `RETURNS TABLE (...)` / OUT parameters: read like a table of those columns.
+        source.push(" FROM ");
+        call_expr(&mut source, f, &bound)?;
+        source.push(" AS ").ident(&table.name);
+        let mut plan = super::read_from(cat, &table, &source, q, range, opts)?;
         if !f.returns_set {
             plan.shape = Shape::Aggregated;
         }

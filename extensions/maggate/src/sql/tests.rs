@@ -36,6 +36,7 @@ fn function(name: &str, params: &[(&str, &str)], returns: &str, set: bool) -> Fu
         returns: returns.into(),
         returns_set: set,
         read_only: true,
+        returns_columns: Vec::new(),
     }
 }
 
