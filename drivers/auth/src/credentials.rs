@@ -35,7 +35,7 @@ impl<'a> Credentials<'a> {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .map(|token| {
-                if jwt && !token.starts_with(crate::keys::PREFIX) {
+                if jwt && !token.starts_with(magmobo_core::roles::api_keys::PREFIX) {
                     Bearer::Jwt(token)
                 } else {
                     Bearer::Key(token)

@@ -25,7 +25,6 @@
 
 mod credentials;
 pub mod jwt;
-mod keys;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -37,12 +36,13 @@ use magmobo_core::bus::Bus;
 use magmobo_core::prelude::*;
 use magmobo_core::roles::auth::IdentityKind;
 use magmobo_core::roles::platform;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use credentials::{Bearer, Credentials};
 pub use jwt::{JwtConfig, JwtError, JwtVerifier, TokenRejection};
-pub use keys::{ApiKey, CreatedKey, KeyStore, ParsedKey, parse_key};
+pub use magmobo_core::roles::api_keys::{
+    ApiKey, CreatedKey, KeyStore, ParsedKey, hash_secret, parse_key,
+};
 
 /// How requests are authenticated.
 #[derive(Debug, Clone)]
@@ -169,12 +169,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// The SHA-256 of a key secret, hex-encoded, as stored.
-pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ComponentMeta for ApiKeyAuth {

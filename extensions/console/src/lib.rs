@@ -23,7 +23,7 @@ mod routes;
 
 pub use error::ApiError;
 pub use extension::{Console, ConsoleConfig, SchemaReload};
-pub use keys::{KeyRecord, hash_secret};
+pub use keys::KeyRecord;
 pub use magmobo_core::roles::platform;
 
 /// The bus topic of every platform action.

@@ -158,7 +158,7 @@ async fn list_keys(State(shared): State<Shared>, req: Req) -> ApiResult<Response
     let (parts, _) = req.into_parts();
     let c = caller(&shared, &parts).await?;
     c.need(Permission::KeysRead, "keys.list", json!(null))?;
-    let list = keys::list(c.svc.storage.as_ref())
+    let list = keys::list(&c.svc.storage)
         .await
         .map_err(ApiError::storage)?;
     Ok(ok(200, json!(list)))
@@ -202,7 +202,7 @@ async fn create_key(State(shared): State<Shared>, req: Req) -> ApiResult<Respons
     if role.starts_with("agent:") {
         c.need(Permission::AgentsWrite, "keys.create", target.clone())?;
     }
-    let (record, full) = keys::create(c.svc.storage.as_ref(), name, role, new.expires_at)
+    let (record, full) = keys::create(&c.svc.storage, name, role, new.expires_at)
         .await
         .map_err(ApiError::storage)?;
     c.publish(
@@ -226,7 +226,7 @@ async fn revoke_key(
     let id = id.strip_prefix("mf_").unwrap_or(&id).to_owned();
     let target = json!({ "id": id });
     c.need(Permission::KeysWrite, "keys.revoke", target.clone())?;
-    let Some(key) = keys::find(c.svc.storage.as_ref(), &id)
+    let Some(key) = keys::find(&c.svc.storage, &id)
         .await
         .map_err(ApiError::storage)?
     else {
@@ -240,7 +240,7 @@ async fn revoke_key(
             PlatformError::OwnerOnly("revoke service_role keys".into()),
         ));
     }
-    let revoked = keys::revoke(c.svc.storage.as_ref(), &id)
+    let revoked = keys::revoke(&c.svc.storage, &id)
         .await
         .map_err(ApiError::storage)?;
     if revoked {
@@ -327,7 +327,9 @@ async fn revoke_agent(
         .await
         .map_err(ApiError::storage)?;
     if let Some(id) = &key_id {
-        keys::revoke(storage, id).await.map_err(ApiError::storage)?;
+        keys::revoke(&c.svc.storage, id)
+            .await
+            .map_err(ApiError::storage)?;
     }
     c.publish(
         "agents.revoke",
@@ -386,7 +388,7 @@ async fn grant_member(
 /// A key that becomes a member must exist, be usable, and be personal: the `anon` key is
 /// shipped to every client of the project, so a role on it would be a role for everyone.
 async fn check_member_key(c: &Caller, id: &str) -> ApiResult<()> {
-    let key = keys::find(c.svc.storage.as_ref(), id)
+    let key = keys::find(&c.svc.storage, id)
         .await
         .map_err(ApiError::storage)?;
     match key {

@@ -8,6 +8,7 @@
 //! schema) and their store, here so that every extension can check them without depending on
 //! another.
 
+pub mod api_keys;
 pub mod auth;
 pub mod cache;
 pub mod cpu;

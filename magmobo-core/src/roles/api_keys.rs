@@ -1,14 +1,36 @@
-//! Key format, generation, and the `_magmobo_api_keys` table (create, list, revoke) on any
-//! storage dialect. Times are Unix seconds in BIGINT columns so the same SQL works everywhere.
+//! API keys: their format (`mf_<12 hex id>_<43 base64url characters>`), generation, hashing
+//! and the `_magmobo_api_keys` table (create, get, list, revoke) on any storage dialect. Times
+//! are Unix seconds in BIGINT columns so the same SQL works everywhere.
+//!
+//! In core, not in the PSU driver, because extensions that manage keys (the platform console)
+//! must write exactly what the PSU reads, and extensions never depend on drivers.
 
 use std::sync::Arc;
 
 use base64::Engine;
-use magmobo_core::roles::storage::{Migration, Row, Storage, Value};
-use magmobo_core::{Error, Result};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
-pub(crate) const PREFIX: &str = "mf_";
+use crate::roles::storage::{Migration, Row, Storage, Value};
+use crate::{Error, Result};
+
+/// What every key starts with.
+pub const PREFIX: &str = "mf_";
+
+/// The SHA-256 of a key secret, hex-encoded, as stored and compared.
+pub fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
 
 /// A key as stored (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -118,17 +140,20 @@ impl KeyStore {
         }
         let mut id_bytes = [0u8; 6];
         let mut secret_bytes = [0u8; 32];
-        let mut rng = rand::rng();
-        rng.fill_bytes(&mut id_bytes);
-        rng.fill_bytes(&mut secret_bytes);
+        {
+            // The thread-local generator is not `Send`: it must not live across an await.
+            let mut rng = rand::rng();
+            rng.fill_bytes(&mut id_bytes);
+            rng.fill_bytes(&mut secret_bytes);
+        }
         let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
-        let created_at = super::now();
+        let created_at = now();
         let key = ApiKey {
             id: id.clone(),
             name: name.to_owned(),
             role: role.to_owned(),
-            secret_hash: super::hash_secret(&secret),
+            secret_hash: hash_secret(&secret),
             created_at,
             expires_at,
             revoked_at: None,
@@ -152,6 +177,20 @@ impl KeyStore {
             full: format!("{PREFIX}{id}_{secret}"),
             key,
         })
+    }
+
+    /// The key with `id`, if any.
+    pub async fn get(&self, id: &str) -> Result<Option<ApiKey>> {
+        let sql = format!(
+            "SELECT id, name, role, secret_hash, created_at, expires_at, revoked_at \
+             FROM _magmobo_api_keys WHERE id = {}",
+            self.storage.dialect().placeholder(1)
+        );
+        let rows = self
+            .storage
+            .query(&sql, &[Value::Text(id.to_owned())])
+            .await?;
+        rows.first().map(row_to_key).transpose()
     }
 
     /// Every key, newest first.
@@ -178,10 +217,7 @@ impl KeyStore {
         );
         let changed = self
             .storage
-            .execute(
-                &sql,
-                &[Value::Int(super::now()), Value::Text(id.to_owned())],
-            )
+            .execute(&sql, &[Value::Int(now()), Value::Text(id.to_owned())])
             .await?;
         Ok(changed > 0)
     }
@@ -202,6 +238,15 @@ fn row_to_key(row: &Row) -> Result<ApiKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_hashed_with_sha256() {
+        // SHA-256("abc"), the FIPS 180-2 test vector.
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn key_shape_is_checked_before_any_lookup() {
