@@ -60,6 +60,24 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
     }
 }
 
+/// A `real` through its shortest text form, so 1.1 stays 1.1 rather than 1.100000023841858
+/// (also used by the pipelined path).
+pub(crate) fn float4_value(f: f32) -> Value {
+    Value::Float(f.to_string().parse().unwrap_or(f64::from(f)))
+}
+
+/// A `json` or `jsonb` value in binary format (`jsonb` carries a version byte, 1).
+pub(crate) fn json_value(bytes: &[u8], jsonb: bool) -> Result<Value, String> {
+    let bytes = match (jsonb, bytes.split_first()) {
+        (false, _) => bytes,
+        (true, Some((1, rest))) => rest,
+        (true, _) => return Err("unsupported JSONB wire version".to_owned()),
+    };
+    serde_json::from_slice(bytes)
+        .map(Value::Json)
+        .map_err(|e| e.to_string())
+}
+
 fn decode_value(raw: PgValueRef<'_>) -> Result<Value, String> {
     if raw.is_null() {
         return Ok(Value::Null);
@@ -89,11 +107,7 @@ fn decode_as(raw: PgValueRef<'_>, ty: &PgTypeInfo) -> Result<Value, String> {
         "INT4" => Value::Int(dec::<i32>(raw)?.into()),
         "INT8" => Value::Int(dec::<i64>(raw)?),
         "OID" => Value::Int(dec::<sqlx::postgres::types::Oid>(raw)?.0.into()),
-        "FLOAT4" => {
-            // Through the shortest text form, so 1.1 stays 1.1 rather than 1.100000023841858.
-            let f = dec::<f32>(raw)?;
-            Value::Float(f.to_string().parse().unwrap_or(f64::from(f)))
-        }
+        "FLOAT4" => float4_value(dec::<f32>(raw)?),
         "FLOAT8" => Value::Float(dec::<f64>(raw)?),
         "NUMERIC" => Value::Text(numeric_text(raw.as_bytes().map_err(err)?)?),
         "MONEY" => {
@@ -109,16 +123,7 @@ fn decode_as(raw: PgValueRef<'_>, ty: &PgTypeInfo) -> Result<Value, String> {
         "\"CHAR\"" => Value::Text(
             char::from(raw.as_bytes().map_err(err)?.first().copied().unwrap_or(0)).to_string(),
         ),
-        "JSON" | "JSONB" => {
-            let mut bytes = raw.as_bytes().map_err(err)?;
-            if name == "JSONB" {
-                match bytes.split_first() {
-                    Some((1, rest)) => bytes = rest,
-                    _ => return Err("unsupported JSONB wire version".to_owned()),
-                }
-            }
-            Value::Json(serde_json::from_slice(bytes).map_err(|e| e.to_string())?)
-        }
+        "JSON" | "JSONB" => json_value(raw.as_bytes().map_err(err)?, name == "JSONB")?,
         "BYTEA" => Value::Bytes(raw.as_bytes().map_err(err)?.to_vec()),
         "UUID" => Value::Text(dec::<sqlx::types::Uuid>(raw)?.to_string()),
         "DATE" => Value::Text(dec::<chrono::NaiveDate>(raw)?.to_string()),

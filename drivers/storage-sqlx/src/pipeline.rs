@@ -58,15 +58,18 @@ struct Slot {
     in_flight: AtomicUsize,
 }
 
-/// A statement's SQL and the OIDs of its parameter types.
-type StatementKey = (String, Vec<u32>);
+/// SQL texts prepared per connection before the cache starts over (sqlx keeps 100).
+const MAX_STATEMENTS: usize = 256;
+
+/// A statement prepared for one list of parameter type OIDs; `None` when its result has a
+/// column type this module does not decode (the sqlx path runs it).
+type Prepared = (Vec<u32>, Option<Statement>);
 
 /// A client and the statements prepared on it.
 struct Conn {
     client: Client,
-    /// By SQL and parameter types; `None` when the result has a column type this module
-    /// does not decode (the sqlx path runs it).
-    statements: std::sync::Mutex<HashMap<StatementKey, Option<Statement>>>,
+    /// By SQL, then parameter types; at most [`MAX_STATEMENTS`] SQL texts.
+    statements: std::sync::Mutex<HashMap<String, Vec<Prepared>>>,
 }
 
 /// Whether a statement ran here.
@@ -203,25 +206,30 @@ async fn prepare(
     sql: &str,
     types: &[Type],
 ) -> Result<Option<Statement>, tokio_postgres::Error> {
-    let key = (
-        sql.to_owned(),
-        types.iter().map(Type::oid).collect::<Vec<_>>(),
-    );
-    if let Some(known) = conn
+    let same_types = |oids: &[u32]| oids.iter().copied().eq(types.iter().map(Type::oid));
+    // Looked up by `&str`: the hot path copies no SQL.
+    if let Some((_, known)) = conn
         .statements
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
+        .get(sql)
+        .and_then(|prepared| prepared.iter().find(|(oids, _)| same_types(oids)))
     {
         return Ok(known.clone());
     }
     let statement = conn.client.prepare_typed(sql, types).await?;
     let usable = statement.columns().iter().all(|c| decodable(c.type_()));
     let entry = usable.then_some(statement);
-    conn.statements
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, entry.clone());
+    let mut statements = conn.statements.lock().unwrap_or_else(|e| e.into_inner());
+    if statements.len() >= MAX_STATEMENTS && !statements.contains_key(sql) {
+        // Query shapes vary without end (`in.(...)` lists of every length): start over rather
+        // than grow; dropping a `Statement` closes it on the server.
+        statements.clear();
+    }
+    statements
+        .entry(sql.to_owned())
+        .or_default()
+        .push((types.iter().map(Type::oid).collect(), entry.clone()));
     Ok(entry)
 }
 
@@ -366,20 +374,11 @@ fn decode(ty: &Type, raw: Option<&[u8]>) -> Result<Value, String> {
         Type::INT2 => Value::Int(i16::from_be_bytes(array(fixed(2)?)?).into()),
         Type::INT4 => Value::Int(i32::from_be_bytes(array(fixed(4)?)?).into()),
         Type::INT8 => Value::Int(i64::from_be_bytes(array(fixed(8)?)?)),
-        Type::FLOAT4 => {
-            // Through the shortest text form, as on the sqlx path (1.1 stays 1.1).
-            let f = f32::from_be_bytes(array(fixed(4)?)?);
-            Value::Float(f.to_string().parse().unwrap_or(f64::from(f)))
-        }
+        Type::FLOAT4 => crate::pg::float4_value(f32::from_be_bytes(array(fixed(4)?)?)),
         Type::FLOAT8 => Value::Float(f64::from_be_bytes(array(fixed(8)?)?)),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => Value::Text(text()?),
-        Type::JSON => Value::Json(serde_json::from_slice(raw).map_err(|e| e.to_string())?),
-        Type::JSONB => match raw.split_first() {
-            Some((1, rest)) => {
-                Value::Json(serde_json::from_slice(rest).map_err(|e| e.to_string())?)
-            }
-            _ => return Err("unsupported JSONB wire version".to_owned()),
-        },
+        Type::JSON => crate::pg::json_value(raw, false)?,
+        Type::JSONB => crate::pg::json_value(raw, true)?,
         Type::BYTEA => Value::Bytes(raw.to_vec()),
         _ => return Err(format!("type {ty} is not decoded on the pipelined path")),
     })

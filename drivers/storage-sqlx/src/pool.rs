@@ -10,7 +10,7 @@
 //!
 //! - idle for [`PING_AFTER_IDLE`] or longer: pinged before reuse (finds connections that a
 //!   restarted server left dead in the pool; the rest fail one statement, which
-//!   [`crate::Failure::connection_ended`] lets the caller run again elsewhere);
+//!   `Failure::connection_ended` (error.rs) lets the caller run again elsewhere);
 //! - a statement failed below SQL (I/O, protocol) or the server ended the session: dropped;
 //! - a statement was cancelled half-way (the request that ran it went away while the server
 //!   was still answering): dropped, since sqlx cannot always resynchronise such a connection.
