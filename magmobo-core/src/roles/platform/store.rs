@@ -180,6 +180,21 @@ impl PlatformStore {
 
     /// Gives `subject` the role `role` (replacing the one it held), as `by`.
     pub async fn grant(&self, by: &Access, subject: &str, role: &str) -> Result<Member> {
+        // Two grants to a new subject at the same moment both see no row and both insert;
+        // the loser finds the winner's row and goes again, as an update under the same rules.
+        match self.try_grant(by, subject, role).await? {
+            Some(member) => Ok(member),
+            None => self.try_grant(by, subject, role).await?.ok_or_else(|| {
+                PlatformError::Conflict(format!(
+                    "'{subject}' was changed by other requests while this one ran: try again"
+                ))
+            }),
+        }
+    }
+
+    /// One attempt at [`PlatformStore::grant`]; `None` when a concurrent grant inserted the
+    /// subject between our read and our insert.
+    async fn try_grant(&self, by: &Access, subject: &str, role: &str) -> Result<Option<Member>> {
         by.require(Permission::MembersWrite)?;
         validate_subject(subject)?;
         let granted = self
@@ -225,9 +240,24 @@ impl PlatformStore {
                 self.storage.dialect().placeholders(4)
             )
         };
-        tx.execute(&sql, &params).await?;
+        if let Err(err) = tx.execute(&sql, &params).await {
+            let _ = tx.rollback().await;
+            if current.is_none() && self.member_role(subject).await?.is_some() {
+                return Ok(None);
+            }
+            return Err(err.into());
+        }
         tx.commit().await?;
-        Ok(member)
+        Ok(Some(member))
+    }
+
+    /// The role `subject` holds now, outside any transaction.
+    async fn member_role(&self, subject: &str) -> Result<Option<String>> {
+        let rows = self
+            .storage
+            .query(&self.role_of_sql(), &[Value::Text(subject.to_owned())])
+            .await?;
+        first_role(&rows)
     }
 
     /// Takes `subject`'s role away, as `by`; returns what it held.
@@ -258,6 +288,24 @@ impl PlatformStore {
 
     /// Creates or replaces the custom role `role`, as `by`.
     pub async fn define_role(&self, by: &Access, role: &PlatformRole) -> Result<PlatformRole> {
+        // As in `grant`: a concurrent definition of the same new name makes our insert fail;
+        // the second attempt sees that role and updates it under the same rules.
+        match self.try_define_role(by, role).await? {
+            Some(defined) => Ok(defined),
+            None => self.try_define_role(by, role).await?.ok_or_else(|| {
+                PlatformError::Conflict(format!(
+                    "role '{}' was changed by other requests while this one ran: try again",
+                    role.name
+                ))
+            }),
+        }
+    }
+
+    async fn try_define_role(
+        &self,
+        by: &Access,
+        role: &PlatformRole,
+    ) -> Result<Option<PlatformRole>> {
         by.require(Permission::MembersWrite)?;
         super::validate_custom_role_name(&role.name)?;
         by.may_grant(role.permissions)?;
@@ -296,7 +344,8 @@ impl PlatformStore {
                  (name, permissions, description, created_by, created_at) VALUES ({})",
                 self.storage.dialect().placeholders(5)
             );
-            self.storage
+            let inserted = self
+                .storage
                 .execute(
                     &sql,
                     &[
@@ -307,10 +356,17 @@ impl PlatformStore {
                         Value::Int(now()),
                     ],
                 )
-                .await?;
+                .await;
+            if let Err(err) = inserted {
+                if self.role(&role.name).await?.is_some() {
+                    return Ok(None);
+                }
+                return Err(err.into());
+            }
         }
         self.role(&role.name)
             .await?
+            .map(Some)
             .ok_or_else(|| PlatformError::NotFound(format!("role '{}'", role.name)))
     }
 
@@ -376,15 +432,18 @@ impl PlatformStore {
         tx: &mut dyn Transaction,
         subject: &str,
     ) -> Result<Option<String>> {
-        let sql = format!(
+        let rows = tx
+            .query(&self.role_of_sql(), &[Value::Text(subject.to_owned())])
+            .await?;
+        first_role(&rows)
+    }
+
+    /// The statement reading one subject's role.
+    fn role_of_sql(&self) -> String {
+        format!(
             "SELECT role FROM _magmobo_platform_members WHERE subject = {}",
             self.ph(1)
-        );
-        let rows = tx.query(&sql, &[Value::Text(subject.to_owned())]).await?;
-        rows.first()
-            .map(|r| r.get_text("role"))
-            .transpose()
-            .map_err(PlatformError::from)
+        )
     }
 
     /// Whether `by` may change or remove the member `subject` holding `current`; `loses_owner`
@@ -435,6 +494,13 @@ fn role_from_row(row: &Row, name_col: &str) -> Result<Option<PlatformRole>> {
         builtin: false,
         description: row.get_opt_text("description")?,
     }))
+}
+
+fn first_role(rows: &[Row]) -> Result<Option<String>> {
+    rows.first()
+        .map(|r| r.get_text("role"))
+        .transpose()
+        .map_err(PlatformError::from)
 }
 
 fn member_from_row(row: &Row) -> Result<Member> {
