@@ -20,8 +20,8 @@ use magmobo::auth::{ApiKeyAuth, AuthOptions, KeyStore};
 use magmobo::axum::body::{Body, to_bytes};
 use magmobo::cpu::HyperCpu;
 use magmobo::prelude::*;
-use magmobo::roles::platform::Access;
 use magmobo::roles::platform::store::PlatformStore;
+use magmobo::roles::platform::{Access, Permission, PlatformRole};
 use magmobo::storage::{SqlStorage, StorageOptions};
 use magmobo_integration_tests::services::{mysql_or_skip, postgres_or_skip};
 use sentinel::audit::{AuditFilter, AuditLog, AuditStore};
@@ -628,5 +628,306 @@ async fn approvals_decide_through_a_platform_role() {
     let approve = park().await;
     let (status, _) = send(&board, &format!("POST {approve}"), &k.custom.1, None).await;
     assert_eq!(status, 403);
+    board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+/// Many grants to one new subject at the same moment (and many definitions of one new custom
+/// role): each either wins or updates the winner's row, none fails with a storage error, and
+/// the member ends up holding one of the granted roles.
+async fn concurrent_grants(url: &str) {
+    let Setup { storage, .. } = setup(url).await;
+    let platform = PlatformStore::new(Arc::new(storage.clone()));
+    let roles = [
+        "viewer",
+        "developer",
+        "admin",
+        "viewer",
+        "developer",
+        "admin",
+    ];
+    let grants = roles.iter().map(|role| {
+        let platform = platform.clone();
+        async move { platform.grant(&Access::service(), "user:racer", role).await }
+    });
+    for granted in futures::future::join_all(grants).await {
+        let member = granted.expect("a concurrent grant succeeds");
+        assert_eq!(member.subject, "user:racer");
+    }
+    let members = platform.members().await.unwrap();
+    let racer = members.iter().find(|m| m.subject == "user:racer").unwrap();
+    assert!(roles.contains(&racer.role.as_str()), "{racer:?}");
+
+    let role = PlatformRole {
+        name: "auditor".into(),
+        permissions: [Permission::AuditRead, Permission::KeysRead]
+            .into_iter()
+            .collect(),
+        builtin: false,
+        description: None,
+    };
+    let defines = (0..6).map(|_| {
+        let platform = platform.clone();
+        let role = role.clone();
+        async move { platform.define_role(&Access::service(), &role).await }
+    });
+    for defined in futures::future::join_all(defines).await {
+        assert_eq!(
+            defined.expect("a concurrent definition succeeds").name,
+            "auditor"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_grants_on_sqlite() {
+    concurrent_grants(&sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_grants_on_postgres() {
+    let Some(db) = postgres_or_skip("concurrent_grants_on_postgres").await else {
+        return;
+    };
+    concurrent_grants(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_grants_on_mariadb() {
+    let Some(db) = mysql_or_skip("concurrent_grants_on_mariadb").await else {
+        return;
+    };
+    concurrent_grants(&db.url).await;
+}
+
+/// Agents created, listed and revoked over `/platform/v1/agents` (answered by MagGate over the
+/// bus): grants are checked against the schema, the new key works at once with only its
+/// grants, revocation stops it at once; the audit trail is read and verified over
+/// `/platform/v1/audit` (answered by MagAudit).
+async fn agents_and_audit(url: &str) {
+    let s = setup(url).await;
+    s.storage
+        .execute(
+            "CREATE TABLE secrets (id INTEGER PRIMARY KEY, v VARCHAR(50))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let board = boot(&s.storage, true).await;
+    let k = &s.keys;
+    let reporter = json!({
+        "name": "reporter",
+        "policy": {
+            "grants": [{ "table": "widgets", "operations": ["select"], "columns": ["id", "name"] }],
+            "rate": { "per_second": 1000.0, "burst": 1000 }
+        }
+    });
+
+    // Who may: agents.write (developer and up), not a viewer.
+    let refused = send(
+        &board,
+        "POST /platform/v1/agents",
+        &k.viewer.1,
+        Some(reporter.clone()),
+    )
+    .await;
+    assert_refused(&refused, "agents.write");
+    // Grants naming what does not exist are refused with the closest name.
+    let mut typo = reporter.clone();
+    typo["policy"]["grants"][0]["table"] = json!("widget");
+    let (status, body) = send(
+        &board,
+        "POST /platform/v1/agents",
+        &k.developer.1,
+        Some(typo),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["hint"].as_str().unwrap_or("").contains("widgets"),
+        "{body}"
+    );
+    let mut typo = reporter.clone();
+    typo["policy"]["grants"][0]["columns"] = json!(["id", "nmae"]);
+    let (status, body) = send(
+        &board,
+        "POST /platform/v1/agents",
+        &k.developer.1,
+        Some(typo),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["hint"].as_str().unwrap_or("").contains("name"),
+        "{body}"
+    );
+    let (status, body) = send(
+        &board,
+        "POST /platform/v1/agents",
+        &k.developer.1,
+        Some(json!({ "name": "x", "policy": { "grants": "all" } })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, created) = send(
+        &board,
+        "POST /platform/v1/agents",
+        &k.developer.1,
+        Some(reporter.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(created["agent"]["name"], "reporter");
+    let (status, body) = send(
+        &board,
+        "POST /platform/v1/agents",
+        &k.developer.1,
+        Some(reporter),
+    )
+    .await;
+    assert_eq!(status, 409, "a second agent of the same name: {body}");
+
+    // The key works at once, with only its grants.
+    let (status, rows) = send(&board, "GET /rest/v1/widgets", &key, None).await;
+    assert_eq!((status, rows.clone()), (200, json!([])), "{rows}");
+    let (status, body) = send(&board, "GET /rest/v1/secrets", &key, None).await;
+    assert_eq!(status, 403, "an ungranted table: {body}");
+
+    let (status, list) = send(&board, "GET /platform/v1/agents", &k.viewer.1, None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list[0]["name"], "reporter", "{list}");
+    assert_eq!(list[0]["policy"]["grants"][0]["table"], "widgets", "{list}");
+
+    let (status, body) = send(
+        &board,
+        "DELETE /platform/v1/agents/nobody",
+        &k.developer.1,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = send(
+        &board,
+        "DELETE /platform/v1/agents/reporter",
+        &k.developer.1,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["already_revoked"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    let (status, body) = send(&board, "GET /rest/v1/widgets", &key, None).await;
+    // MagGate drops the agent (403) before the PSU has re-read the keys (401): either way,
+    // refused at once.
+    assert!(
+        matches!(status, 401 | 403),
+        "a revoked agent's key stops at once: {status} {body}"
+    );
+
+    // The audit trail, as a viewer reads it: the agent's creation and revocation are there.
+    let refused = send(&board, "GET /platform/v1/audit", &k.nobody.1, None).await;
+    assert_refused(&refused, "audit.read");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let (status, entries) = send(
+            &board,
+            "GET /platform/v1/audit?kind=platform&limit=50",
+            &k.viewer.1,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{entries}");
+        let actions: Vec<String> = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["summary"].as_str().unwrap_or("").to_owned())
+            .collect();
+        if actions.iter().any(|a| a.contains("agents.revoke ok")) || Instant::now() > deadline {
+            break actions;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        entries.iter().any(|a| a.contains("agents.create ok")),
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().any(|a| a.contains("agents.revoke ok")),
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().any(|a| a.contains("agents.create refused")),
+        "{entries:?}"
+    );
+    let (status, body) = send(
+        &board,
+        "GET /platform/v1/audit?limit=5000",
+        &k.viewer.1,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = send(&board, "GET /platform/v1/audit?kinds=x", &k.viewer.1, None).await;
+    assert_eq!(
+        status, 400,
+        "an unknown filter is named, not ignored: {body}"
+    );
+    let (status, report) = send(&board, "GET /platform/v1/audit/verify", &k.viewer.1, None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["broken"], Json::Null, "{report}");
+    assert!(report["checked"].as_u64().unwrap() > 0, "{report}");
+    board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_and_audit_on_sqlite() {
+    agents_and_audit(&sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_and_audit_on_postgres() {
+    let Some(db) = postgres_or_skip("agents_and_audit_on_postgres").await else {
+        return;
+    };
+    agents_and_audit(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_and_audit_on_mariadb() {
+    let Some(db) = mysql_or_skip("agents_and_audit_on_mariadb").await else {
+        return;
+    };
+    agents_and_audit(&db.url).await;
+}
+
+/// Without MagGate's agents or MagAudit on the board, the endpoints say what to plug in.
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_and_audit_endpoints_say_when_not_running() {
+    let s = setup(&sqlite_url()).await;
+    let auth = ApiKeyAuth::new(AuthOptions::default());
+    let board = Motherboard::builder()
+        .with(HyperCpu::new("127.0.0.1:0".parse().unwrap()))
+        .with((s.storage.clone(), auth))
+        .extension(MagGate::new(GateConfig {
+            schema_poll: None,
+            watch_ddl: false,
+            ..GateConfig::default()
+        }))
+        .extension(Console::new(ConsoleConfig::default()))
+        .build()
+        .unwrap();
+    board.boot().await.unwrap();
+    for line in ["GET /platform/v1/agents", "GET /platform/v1/audit"] {
+        let (status, body) = send(&board, line, &s.keys.owner.1, None).await;
+        assert_eq!(status, 503, "{line}: {body}");
+        assert!(
+            body["hint"].as_str().is_some_and(|h| !h.is_empty()),
+            "{body}"
+        );
+    }
     board.shutdown(StopMode::Fast).await.unwrap();
 }

@@ -157,11 +157,12 @@ async fn load_keys(store: &KeyStore, into: &ArcSwap<HashMap<String, ApiKey>>) ->
     Ok(count)
 }
 
-/// A successful `keys.*` action of the platform API.
+/// A successful `keys.*` or `agents.*` action of the platform API (agents come with keys).
 fn is_key_change(payload: &serde_json::Value) -> bool {
     let action = payload.get("action").and_then(|a| a.as_str());
     let outcome = payload.get("outcome").and_then(|o| o.as_str());
-    action.is_some_and(|a| a.starts_with("keys.")) && outcome == Some("ok")
+    action.is_some_and(|a| a.starts_with("keys.") || a.starts_with("agents."))
+        && outcome == Some("ok")
 }
 
 fn now() -> i64 {

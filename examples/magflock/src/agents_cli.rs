@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use maggate::agents::{
-    AgentPolicy, AgentStore, ApprovalRule, Op, TableGrant, TicketStatus, agent_role,
-};
+use maggate::agents::{AgentPolicy, AgentStore, ApprovalRule, Op, TableGrant, TicketStatus};
 use magmobo::auth::KeyStore;
 use magmobo::prelude::*;
 
@@ -143,12 +141,7 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
                 let (per_second, burst) = parse_rate(r)?;
                 policy = policy.rate(per_second, burst);
             }
-            policy.validate()?;
-            let key = keys.create(&name, &agent_role(&name), None).await?;
-            if let Err(e) = agents.create(&name, Some(&key.key.id), policy).await {
-                let _ = keys.revoke(&key.key.id).await;
-                return Err(e.into());
-            }
+            let (_, key) = agents.create_with_key(&keys, &name, policy).await?;
             if server.json {
                 say!(
                     "{}",
@@ -192,11 +185,7 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
             }
         }
         AgentsCommand::Revoke { name, .. } => {
-            let agent = agents.get(&name).await?;
-            agents.revoke(&name).await?;
-            if let Some(key_id) = &agent.key_id {
-                keys.revoke(key_id).await?;
-            }
+            agents.revoke_with_key(&keys, &name).await?;
             say!("Agent {name} revoked; its key no longer works.");
         }
         AgentsCommand::Tickets { status, .. } => {

@@ -1,7 +1,9 @@
 //! # MagConsole
 //!
 //! The platform's management API under `/platform/v1`: API keys, agents, members and custom
-//! roles, and the schema, each endpoint guarded by a platform [permission]. Who holds what is
+//! roles, the schema and the audit trail, each endpoint guarded by a platform [permission].
+//! Agents and the audit trail belong to MagGate and MagAudit: the console asks them over the
+//! bus (see `delegated.rs`), so it depends on neither crate. Who holds what is
 //! read from Storage on every request ([`PlatformStore`]), never from a claim inside a token,
 //! so revoking a member's role takes effect on their next request.
 //!
@@ -16,6 +18,7 @@
 //! [permission]: magmobo_core::roles::platform::Permission
 //! [`PlatformStore`]: magmobo_core::roles::platform::store::PlatformStore
 
+mod delegated;
 mod error;
 mod extension;
 mod keys;

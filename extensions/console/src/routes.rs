@@ -13,10 +13,11 @@ use magmobo_core::roles::auth::IdentityKind;
 use magmobo_core::roles::platform::{
     Access, Permission, PermissionSet, PlatformError, PlatformRole,
 };
-use magmobo_core::roles::storage::{Dialect, Value};
+use magmobo_core::roles::storage::Dialect;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::delegated;
 use crate::error::{ApiError, ApiResult};
 use crate::extension::{Service, Shared};
 use crate::keys;
@@ -32,11 +33,16 @@ pub(crate) fn router(shared: Shared) -> Router {
             "/keys/{id}",
             magmobo_core::axum::routing::delete(revoke_key),
         )
-        .route("/agents", get(list_agents))
+        .route(
+            "/agents",
+            get(delegated::list_agents).post(delegated::create_agent),
+        )
         .route(
             "/agents/{name}",
-            magmobo_core::axum::routing::delete(revoke_agent),
+            magmobo_core::axum::routing::delete(delegated::revoke_agent),
         )
+        .route("/audit", get(delegated::read_audit))
+        .route("/audit/verify", get(delegated::verify_audit))
         .route("/members", get(list_members))
         .route(
             "/members/{subject}",
@@ -47,21 +53,22 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/schema", get(schema))
         .route("/schema/reload", post(reload_schema))
         .fallback(|| async {
-            ApiError::new(404, "no such platform endpoint")
-                .hint("see docs/platform.md: /me, /keys, /agents, /members, /roles, /schema")
+            ApiError::new(404, "no such platform endpoint").hint(
+                "see docs/platform.md: /me, /keys, /agents, /members, /roles, /schema, /audit",
+            )
         })
         .with_state(shared)
 }
 
 /// An authenticated caller and what it may do.
-struct Caller {
-    svc: Arc<Service>,
+pub(crate) struct Caller {
+    pub(crate) svc: Arc<Service>,
     access: Access,
 }
 
 impl Caller {
     /// Publishes one `platform.action` event.
-    fn publish(
+    pub(crate) fn publish(
         &self,
         action: &str,
         target: serde_json::Value,
@@ -95,7 +102,7 @@ impl Caller {
     }
 
     /// `Ok` when the caller holds `permission`; a refused change is published.
-    fn need(
+    pub(crate) fn need(
         &self,
         permission: Permission,
         action: &str,
@@ -112,7 +119,7 @@ impl Caller {
 }
 
 /// Authenticates the request and resolves its platform access.
-async fn caller(shared: &Shared, parts: &http::request::Parts) -> ApiResult<Caller> {
+pub(crate) async fn caller(shared: &Shared, parts: &http::request::Parts) -> ApiResult<Caller> {
     let Some(svc) = shared.load_full() else {
         return Err(ApiError::new(503, "the platform API is not running"));
     };
@@ -127,7 +134,7 @@ async fn caller(shared: &Shared, parts: &http::request::Parts) -> ApiResult<Call
     Ok(Caller { svc, access })
 }
 
-async fn body<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
+pub(crate) async fn body<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
     let bytes = to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ApiError::new(413, "the request body is larger than 64 KiB"))?;
@@ -139,7 +146,7 @@ async fn body<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
     })
 }
 
-fn ok(status: u16, value: serde_json::Value) -> Response {
+pub(crate) fn ok(status: u16, value: serde_json::Value) -> Response {
     let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     (status, Json(value)).into_response()
 }
@@ -249,97 +256,6 @@ async fn revoke_key(
     Ok(ok(
         200,
         json!({ "id": id, "revoked": true, "already_revoked": !revoked }),
-    ))
-}
-
-// --- agents ---
-
-async fn list_agents(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
-    c.need(Permission::AgentsRead, "agents.list", json!(null))?;
-    let rows = c
-        .svc
-        .storage
-        .query(
-            "SELECT name, key_id, policy, created_at, revoked_at FROM _magmobo_agents \
-             ORDER BY name",
-            &[],
-        )
-        .await
-        .map_err(|e| {
-            tracing::debug!(target: "magconsole", error = %e, "agents table unreadable");
-            ApiError::new(503, "agents are not available on this server")
-                .hint("agents are managed by MagGate with `GateConfig::agents` set")
-        })?;
-    let list = rows
-        .iter()
-        .map(|r| {
-            let policy = r.get_opt_text("policy")?.unwrap_or_default();
-            Ok(json!({
-                "name": r.get_text("name")?,
-                "key_id": r.get_opt_text("key_id")?,
-                "policy": serde_json::from_str::<serde_json::Value>(&policy)
-                    .unwrap_or(serde_json::Value::String(policy)),
-                "created_at": r.get_int("created_at")?,
-                "revoked_at": r.get_opt_int("revoked_at")?,
-            }))
-        })
-        .collect::<magmobo_core::Result<Vec<_>>>()
-        .map_err(ApiError::storage)?;
-    Ok(ok(200, json!(list)))
-}
-
-async fn revoke_agent(
-    State(shared): State<Shared>,
-    Path(name): Path<String>,
-    req: Req,
-) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
-    let target = json!({ "name": name });
-    c.need(Permission::AgentsWrite, "agents.revoke", target.clone())?;
-    let storage = c.svc.storage.as_ref();
-    let d = storage.dialect();
-    let sql = format!(
-        "SELECT key_id FROM _magmobo_agents WHERE name = {}",
-        d.placeholder(1)
-    );
-    let rows = storage
-        .query(&sql, &[Value::Text(name.clone())])
-        .await
-        .map_err(|_| ApiError::new(503, "agents are not available on this server"))?;
-    let Some(row) = rows.first() else {
-        return Err(ApiError::new(404, format!("agent '{name}' not found")));
-    };
-    let key_id = row.get_opt_text("key_id").map_err(ApiError::storage)?;
-    // Agent tickets and events use Unix milliseconds (MagGate's convention).
-    let sql = format!(
-        "UPDATE _magmobo_agents SET revoked_at = {} WHERE name = {} AND revoked_at IS NULL",
-        d.placeholder(1),
-        d.placeholder(2)
-    );
-    let revoked = storage
-        .execute(
-            &sql,
-            &[Value::Int(keys::now() * 1000), Value::Text(name.clone())],
-        )
-        .await
-        .map_err(ApiError::storage)?;
-    if let Some(id) = &key_id {
-        keys::revoke(&c.svc.storage, id)
-            .await
-            .map_err(ApiError::storage)?;
-    }
-    c.publish(
-        "agents.revoke",
-        json!({ "name": name, "key_id": key_id }),
-        "ok",
-        None,
-    );
-    Ok(ok(
-        200,
-        json!({ "name": name, "revoked": true, "already_revoked": revoked == 0, "key_id": key_id }),
     ))
 }
 

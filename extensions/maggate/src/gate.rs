@@ -195,6 +195,8 @@ impl Inner {
 pub struct MagGate {
     inner: Arc<Inner>,
     poller: Mutex<Option<(CancellationToken, Vec<JoinHandle<()>>)>>,
+    /// Answers the platform API's agent requests while started (agents configured only).
+    responders: Mutex<Vec<magmobo_core::bus::ResponderGuard>>,
 }
 
 impl std::fmt::Debug for MagGate {
@@ -219,6 +221,7 @@ impl MagGate {
                 agents: AgentState::default(),
             }),
             poller: Mutex::new(None),
+            responders: Mutex::new(Vec::new()),
         }
     }
 
@@ -321,7 +324,11 @@ impl Extension for MagGate {
         Ok(())
     }
 
-    async fn start(&self, _ctx: &ExtensionContext) -> magmobo_core::Result<()> {
+    async fn start(&self, ctx: &ExtensionContext) -> magmobo_core::Result<()> {
+        if self.inner.config.agents.is_some() {
+            let guards = crate::agents::manage::respond(&self.inner, &ctx.bus()?)?;
+            *self.responders.lock().unwrap_or_else(|e| e.into_inner()) = guards;
+        }
         let token = CancellationToken::new();
         let mut tasks = Vec::new();
         if let Some(every) = self.inner.config.schema_poll {
@@ -369,6 +376,10 @@ impl Extension for MagGate {
     }
 
     async fn stop(&self, _ctx: &ExtensionContext) -> magmobo_core::Result<()> {
+        self.responders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         if let Some((token, handles)) = self.take_poller() {
             token.cancel();
             // A poll in the middle of an introspection may take a moment; never hang stop.

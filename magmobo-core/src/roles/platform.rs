@@ -25,13 +25,15 @@
 //! The `service_role` identity (kind [`IdentityKind::Service`]) counts as an owner: it already
 //! bypasses every policy in the database, so nothing is gained by refusing it here.
 
+pub mod requests;
 pub mod store;
 
 /// The bus topic of every privileged action taken through the platform API. The payload has
 /// `action` (e.g. `keys.create`, `keys.revoke`, `members.grant`), `by` (the caller's subject),
 /// `role`, `target`, `outcome` (`ok`, `denied`, `refused`) and `detail`. The PSU reloads its
-/// API keys on a successful `keys.*` action, so a key created or revoked on one instance
-/// works (or stops working) on every instance sharing the bus at once.
+/// API keys on a successful `keys.*` or `agents.*` action (an agent comes with its own key),
+/// so a key created or revoked on one instance works (or stops working) on every instance
+/// sharing the bus at once.
 pub const ACTION_TOPIC: &str = "platform.action";
 
 use std::fmt;

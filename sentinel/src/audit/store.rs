@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use magmobo_core::Result;
 use magmobo_core::roles::storage::{Migration, Row, Storage, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS _magmobo_audit (\
@@ -57,8 +57,9 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-/// Which entries to read.
-#[derive(Debug, Clone, Default)]
+/// Which entries to read (also the payload of the platform API's `audit.query` request).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuditFilter {
     /// Kinds starting with this (e.g. `threat`).
     pub kind: Option<String>,

@@ -1,15 +1,20 @@
 //! The audit extension: subscribes to security topics on the bus and writes entries in
 //! batches from one task, recording any events the bus had to drop on the way.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use magmobo_core::board::ExtensionContext;
-use magmobo_core::bus::{Event, Subscription};
+use magmobo_core::bus::{Event, ResponderGuard, Subscription};
 use magmobo_core::prelude::*;
+use magmobo_core::roles::platform::requests::{self, Refusal, reply_ok, reply_refused};
 use tokio::sync::mpsc;
 
-use super::store::{AuditStore, NewEntry};
+use super::store::{AuditFilter, AuditStore, NewEntry};
+
+/// Entries one `audit.query` request returns when it names no limit, and at most.
+const QUERY_DEFAULT_LIMIT: u32 = 100;
+const QUERY_MAX_LIMIT: u32 = 1000;
 
 /// Topics recorded by default: security decisions (`threat.*`, `auth.*`), the log's own
 /// reports, extensions plugged or unplugged, what AI agents did (`agent.*`) and privileged
@@ -28,6 +33,8 @@ pub struct AuditLog {
     topics: Vec<String>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     store: Mutex<Option<AuditStore>>,
+    /// Answers the platform API's `audit.query` and `audit.verify` while started.
+    responders: Mutex<Vec<ResponderGuard>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -51,6 +58,7 @@ impl AuditLog {
             topics,
             tasks: Mutex::new(Vec::new()),
             store: Mutex::new(None),
+            responders: Mutex::new(Vec::new()),
         }
     }
 
@@ -208,6 +216,28 @@ async fn write_loop(store: AuditStore, subscriptions: Vec<Subscription>) {
     }
 }
 
+/// Answers `audit.query`: the filter from the payload, its limit defaulted and capped.
+async fn answer_query(store: AuditStore, event: Arc<Event>) -> Result<serde_json::Value> {
+    let mut filter: AuditFilter = match serde_json::from_value(event.payload.clone()) {
+        Ok(filter) => filter,
+        Err(e) => {
+            return Ok(reply_refused(
+                Refusal::new(400, format!("not an audit filter: {e}"))
+                    .hint("filter by kind, identity, source, since_ms, after_seq and limit"),
+            ));
+        }
+    };
+    let limit = filter.limit.unwrap_or(QUERY_DEFAULT_LIMIT);
+    if limit == 0 || limit > QUERY_MAX_LIMIT {
+        return Ok(reply_refused(Refusal::new(
+            400,
+            format!("limit must be 1 to {QUERY_MAX_LIMIT}; page with after_seq"),
+        )));
+    }
+    filter.limit = Some(limit);
+    Ok(reply_ok(store.query(&filter).await?))
+}
+
 #[async_trait]
 impl Extension for AuditLog {
     async fn install(&self, ctx: &ExtensionContext) -> Result<()> {
@@ -227,11 +257,25 @@ impl Extension for AuditLog {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(task);
+        let for_query = store.clone();
+        let query = bus.respond(requests::AUDIT_QUERY, move |event| {
+            answer_query(for_query.clone(), event)
+        })?;
+        let for_verify = store.clone();
+        let verify = bus.respond(requests::AUDIT_VERIFY, move |_| {
+            let store = for_verify.clone();
+            async move { Ok(reply_ok(store.verify().await?)) }
+        })?;
+        *self.responders.lock().unwrap_or_else(|e| e.into_inner()) = vec![query, verify];
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
         Ok(())
     }
 
     async fn stop(&self, _ctx: &ExtensionContext) -> Result<()> {
+        self.responders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         for task in self
             .tasks
             .lock()

@@ -13,6 +13,7 @@
 //! gate picks changes up within [`AgentsConfig::refresh`]. Every action is published on the
 //! bus as `agent.action` (see docs/agents.md).
 
+pub(crate) mod manage;
 mod model;
 pub(crate) mod serve;
 mod store;

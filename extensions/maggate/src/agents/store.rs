@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use magmobo_core::roles::api_keys::{CreatedKey, KeyStore};
 use magmobo_core::roles::storage::{Migration, Row, Storage, Value};
 
 use super::model::{Agent, AgentError, AgentPolicy, AgentResult, Ticket, TicketStatus, now_ms};
@@ -63,17 +64,7 @@ impl AgentStore {
         key_id: Option<&str>,
         policy: AgentPolicy,
     ) -> AgentResult<Agent> {
-        let name = name.trim();
-        if name.is_empty()
-            || name.len() > 100
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(AgentError::Invalid(format!(
-                "agent name '{name}' must be 1-100 letters, digits, '-' or '_'"
-            )));
-        }
+        let name = checked_name(name)?;
         policy.validate()?;
         if self.find(name).await?.is_some() {
             return Err(AgentError::Conflict(format!(
@@ -103,6 +94,45 @@ impl AgentStore {
             )
             .await?;
         Ok(agent)
+    }
+
+    /// Creates an API key with role [`super::agent_role`]`(name)` in `keys` and registers
+    /// agent `name` acting through it; the key is revoked again when the agent cannot be
+    /// registered. The returned key's `full` text is the only time the secret is seen.
+    pub async fn create_with_key(
+        &self,
+        keys: &KeyStore,
+        name: &str,
+        policy: AgentPolicy,
+    ) -> AgentResult<(Agent, CreatedKey)> {
+        let name = checked_name(name)?;
+        policy.validate()?;
+        if self.find(name).await?.is_some() {
+            return Err(AgentError::Conflict(format!(
+                "agent '{name}' already exists"
+            )));
+        }
+        let key = keys.create(name, &super::agent_role(name), None).await?;
+        match self.create(name, Some(&key.key.id), policy).await {
+            Ok(agent) => Ok((agent, key)),
+            Err(e) => {
+                if let Err(revoke) = keys.revoke(&key.key.id).await {
+                    tracing::warn!(target: "maggate", error = %revoke, key = %key.key.id, "could not revoke the key of an agent that was not created");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Revokes agent `name` and its API key; returns the agent as it was and whether it was
+    /// already revoked.
+    pub async fn revoke_with_key(&self, keys: &KeyStore, name: &str) -> AgentResult<(Agent, bool)> {
+        let agent = self.get(name).await?;
+        let changed = self.revoke(name).await?;
+        if let Some(key_id) = &agent.key_id {
+            keys.revoke(key_id).await?;
+        }
+        Ok((agent, !changed))
     }
 
     /// Every agent, revoked ones included, by name.
@@ -388,4 +418,20 @@ fn row_to_ticket(row: &Row) -> AgentResult<Ticket> {
             .and_then(|s| u16::try_from(s).ok()),
         result_body: row.get_opt_text("result_body")?,
     })
+}
+
+/// `name` trimmed, when it is 1-100 letters, digits, '-' or '_'.
+fn checked_name(name: &str) -> AgentResult<&str> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.len() > 100
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(AgentError::Invalid(format!(
+            "agent name '{name}' must be 1-100 letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(name)
 }

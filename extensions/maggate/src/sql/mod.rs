@@ -9,7 +9,7 @@
 //!   per row because `JSON_ARRAYAGG` ignores `ORDER BY`), so one round trip returns it.
 
 mod embed;
-mod expr;
+pub(crate) mod expr;
 pub mod rpc;
 mod value;
 mod writer;
