@@ -2,7 +2,8 @@
 //! HS256 JWTs, MagGate with a row policy on `todos.owner_id = sub`, MagAuth): sign-up,
 //! sign-in, wrong passwords (400 and a bus event without the e-mail), rotating refresh
 //! tokens with reuse detection, sessions, password change, sign-out, the confirmation and
-//! recovery mails (captured by `MemoryMailer`), the same core flow on PostgreSQL with a real
+//! recovery mails (captured by `MemoryMailer`, and sent over SMTP to a real server in the
+//! test process), the same core flow on PostgreSQL with a real
 //! RLS policy, and the real supabase-js client (tests/js/auth.mjs).
 
 // Tests unwrap freely: a panic with the value is the clearest failure.
@@ -10,9 +11,10 @@
 
 use std::process::Command as Process;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use magauth::{AuthConfig, MagAuth, MemoryMailer, sha256_hex};
+use magauth::{AuthConfig, MagAuth, MemoryMailer, SmtpMailer, sha256_hex};
 use maggate::policy::{Command, Policies, RowFilter, TablePolicy};
 use maggate::{GateConfig, MagGate};
 use magmobo::auth::{ApiKeyAuth, AuthOptions, JwtConfig, KeyStore};
@@ -45,6 +47,17 @@ struct Env {
 /// Boots the board over `url` after running `setup`; `gate` configures MagGate and
 /// `config` MagAuth. Access tokens are signed by the PSU's own `JwtConfig`.
 async fn boot(url: &str, setup: &[String], gate: GateConfig, config: AuthConfig) -> Env {
+    boot_with_mailer(url, setup, gate, config, None).await
+}
+
+/// [`boot`], with mail going to `smtp` instead of the in-memory outbox when given.
+async fn boot_with_mailer(
+    url: &str,
+    setup: &[String],
+    gate: GateConfig,
+    config: AuthConfig,
+    smtp: Option<SmtpMailer>,
+) -> Env {
     let storage = SqlStorage::connect(url, StorageOptions::default()).unwrap();
     for stmt in setup {
         storage.execute(stmt, &[]).await.unwrap();
@@ -59,8 +72,11 @@ async fn boot(url: &str, setup: &[String], gate: GateConfig, config: AuthConfig)
     let mailer = MemoryMailer::new();
     let auth = MagAuth::new(config, move |claims: &Json| {
         signer_config.sign(claims).map_err(Into::into)
-    })
-    .with_mailer(mailer.clone());
+    });
+    let auth = match smtp {
+        Some(smtp) => auth.with_mailer(smtp),
+        None => auth.with_mailer(mailer.clone()),
+    };
     let board = Motherboard::builder()
         .with(HyperCpu::new("127.0.0.1:0".parse().unwrap()))
         .with(storage)
@@ -955,5 +971,182 @@ async fn sign_in_attempts_are_rate_limited_per_email_and_per_ip() {
         (status, body["error_code"].as_str()),
         (403, Some("otp_expired"))
     );
+    env.board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+/// One message as the SMTP server received it.
+#[derive(Debug, Clone, Default)]
+struct Received {
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+/// A mailin-embedded handler keeping every message (each connection works on a clone).
+#[derive(Clone, Default)]
+struct Inbox {
+    messages: Arc<Mutex<Vec<Received>>>,
+    current: Option<Received>,
+}
+
+impl mailin_embedded::Handler for Inbox {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.current = Some(Received {
+            from: from.to_owned(),
+            to: to.to_vec(),
+            data: Vec::new(),
+        });
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some(current) = &mut self.current {
+            current.data.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if let Some(done) = self.current.take() {
+            self.messages.lock().unwrap().push(done);
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+/// Starts an SMTP server on a free local port; its thread lives until the test process ends.
+fn smtp_server() -> (String, Arc<Mutex<Vec<Received>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let inbox = Inbox::default();
+    let messages = inbox.messages.clone();
+    let mut server = mailin_embedded::Server::new(inbox);
+    server
+        .with_name("smtp.test")
+        .with_ssl(mailin_embedded::SslConfig::None)
+        .unwrap()
+        .with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        if let Err(e) = server.serve() {
+            eprintln!("the test SMTP server stopped: {e}");
+        }
+    });
+    (format!("smtp://{addr}"), messages)
+}
+
+/// The six-digit code in a mail's text.
+fn code_in(text: &str) -> String {
+    let at = text.find("the code ").unwrap() + "the code ".len();
+    text[at..at + 6].to_owned()
+}
+
+/// Confirmation and recovery mail go out over SMTP (lettre) to a real server: envelope,
+/// headers and the code in the body, which then confirms the account and resets the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmation_and_recovery_over_smtp() {
+    let (url, messages) = smtp_server();
+    let smtp = SmtpMailer::new(&url, "Project <noreply@project.test>").unwrap();
+    let env = boot_with_mailer(
+        &sqlite_url(),
+        &[SQLITE_TODOS.into()],
+        sqlite_gate(),
+        AuthConfig {
+            confirm_email: true,
+            site_url: "https://api.project.test".into(),
+            ..AuthConfig::default()
+        },
+        Some(smtp),
+    )
+    .await;
+    let (status, user) = env.signup("dave@example.com", "dave-secret").await;
+    assert_eq!(status, 200, "{user}");
+    let mail = messages.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(mail.from, "noreply@project.test");
+    assert_eq!(mail.to, ["dave@example.com"]);
+    let text = String::from_utf8(mail.data).unwrap();
+    assert!(text.contains("Subject: Confirm your signup"), "{text}");
+    assert!(
+        text.contains("From: Project <noreply@project.test>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://api.project.test/auth/v1/verify?token="),
+        "{text}"
+    );
+    let (status, session) = env
+        .call(
+            "POST /auth/v1/verify",
+            None,
+            Some(json!({ "type": "signup", "email": "dave@example.com", "token": code_in(&text) })),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "the mailed code confirms the account: {session}"
+    );
+    assert!(session["access_token"].is_string(), "{session}");
+
+    let (status, _) = env
+        .call(
+            "POST /auth/v1/recover",
+            None,
+            Some(json!({ "email": "dave@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mail = messages.lock().unwrap().last().cloned().unwrap();
+    let text = String::from_utf8(mail.data).unwrap();
+    assert!(text.contains("Subject: Reset your password"), "{text}");
+    let (status, session) = env
+        .call(
+            "POST /auth/v1/verify",
+            None,
+            Some(
+                json!({ "type": "recovery", "email": "dave@example.com", "token": code_in(&text) }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "the recovery code signs in: {session}");
+    env.board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+/// An SMTP server that is not there fails the mail with a clear error, fast, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smtp_server_is_a_clear_error() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let smtp =
+        SmtpMailer::new(&format!("smtp://127.0.0.1:{port}"), "noreply@project.test").unwrap();
+    let env = boot_with_mailer(
+        &sqlite_url(),
+        &[SQLITE_TODOS.into()],
+        sqlite_gate(),
+        AuthConfig {
+            confirm_email: true,
+            ..AuthConfig::default()
+        },
+        Some(smtp),
+    )
+    .await;
+    let (status, body) = env.signup("erin@example.com", "erin-secret").await;
+    assert_eq!(
+        (status, body["msg"].as_str()),
+        (500, Some("Error sending confirmation email")),
+        "GoTrue's answer: {body}"
+    );
+    // No half-made account: the address signs up again (and fails the same way, not with
+    // user_already_exists).
+    let (status, body) = env.signup("erin@example.com", "erin-secret").await;
+    assert_eq!(status, 500, "{body}");
     env.board.shutdown(StopMode::Fast).await.unwrap();
 }

@@ -14,6 +14,7 @@ pub mod bus;
 mod error;
 pub mod health;
 pub mod part;
+mod redact;
 pub mod roles;
 pub mod slot;
 
@@ -24,6 +25,7 @@ pub use part::{
     Component, ComponentInfo, ComponentMeta, Extension, ExtensionInfo, ExtensionMeta, Patrol,
     Peripheral, PeripheralInfo, PeripheralMeta, StopMode,
 };
+pub use redact::redact_url;
 pub use slot::{Slot, caps};
 
 pub(crate) use bios::report_micros as bios_micros;

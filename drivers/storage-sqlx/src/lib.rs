@@ -194,7 +194,7 @@ impl SqlStorage {
             .clone()
             .unwrap_or_else(|| scheme.default_name().to_owned())
             .into();
-        let target: Arc<str> = options::redact(url).into();
+        let target: Arc<str> = magmobo_core::redact_url(url).into();
         let bad_url = |e: sqlx::Error| {
             to_error(
                 &name,

@@ -308,12 +308,36 @@ fn build_board(loaded: &Loaded) -> std::result::Result<Motherboard, Failure> {
     }
     // End-user accounts (GoTrue's /auth/v1), signing with the secret the PSU verifies.
     if let (Some(secret), None) = (&s.jwt_secret, &loaded.postgrest) {
-        board = board.extension(MagAuth::new(
-            AuthConfig::default(),
-            Hs256Signer::new(secret),
-        ));
+        board = board.extension(magauth_of(s, secret)?);
+    } else if s.confirm_email {
+        return Err(
+            "confirm_email needs the accounts API (/auth/v1), which runs only without --postgrest-config"
+                .into(),
+        );
     }
     Ok(board.build()?)
+}
+
+/// MagAuth with the project's mail settings: SMTP when `smtp_url` is set, links to
+/// `public_url` (or the listen address).
+fn magauth_of(s: &settings::Settings, secret: &str) -> std::result::Result<MagAuth, Failure> {
+    let config = AuthConfig {
+        confirm_email: s.confirm_email,
+        site_url: s
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", s.listen)),
+        ..AuthConfig::default()
+    };
+    let auth = MagAuth::new(config, Hs256Signer::new(secret));
+    match &s.smtp_url {
+        Some(url) => Ok(auth.with_mailer(magauth::SmtpMailer::new(url, &s.smtp_from)?)),
+        None if s.confirm_email => Err(
+            "confirm_email = true needs smtp_url (or MAGFLOCK_SMTP_URL): confirmation mail has to go out somewhere"
+                .into(),
+        ),
+        None => Ok(auth),
+    }
 }
 
 /// The settings with a JWT secret: the configured one, or (zero config) one generated on
@@ -459,6 +483,7 @@ fn config(loaded: &Loaded, json: bool) -> Outcome {
     let mut shown = loaded.settings.clone();
     shown.database_url = settings::mask_url(&shown.database_url);
     shown.jwt_secret = shown.jwt_secret.as_ref().map(|_| "***".to_owned());
+    shown.smtp_url = shown.smtp_url.as_deref().map(settings::mask_url);
     if json {
         let value = serde_json::json!({
             "project": loaded.project.display().to_string(),

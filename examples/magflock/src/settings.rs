@@ -51,6 +51,18 @@ pub struct Settings {
     /// Whether Sentinel's patrol agents run (on by default; off only to measure their cost
     /// or to debug, since nothing then stops injections, scanners or brute force).
     pub sentinel: bool,
+    /// SMTP server for MagAuth's confirmation and recovery mail
+    /// (`smtp://user:pass@host:587?tls=required`, `smtps://...:465`, `smtp://host:25`); without
+    /// it `/auth/v1/recover` answers 422 `email_provider_disabled`, as GoTrue does. Masked by
+    /// `magflock config`; prefer `MAGFLOCK_SMTP_URL`.
+    pub smtp_url: Option<String>,
+    /// The sender of that mail.
+    pub smtp_from: String,
+    /// Whether sign-up mails a confirmation and sign-in waits for it (needs `smtp_url`).
+    pub confirm_email: bool,
+    /// The address clients reach this server at, put in e-mail links; `http://{listen}` when
+    /// unset.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -72,6 +84,10 @@ impl Default for Settings {
             rate_limit_per_ip: 100.0,
             rate_limit_per_identity: 200.0,
             sentinel: true,
+            smtp_url: None,
+            smtp_from: "MagFlock <noreply@localhost>".into(),
+            confirm_email: false,
+            public_url: None,
         }
     }
 }
@@ -165,6 +181,10 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         ("rate_limit_per_ip", Source::Default),
         ("rate_limit_per_identity", Source::Default),
         ("sentinel", Source::Default),
+        ("smtp_url", Source::Default),
+        ("smtp_from", Source::Default),
+        ("confirm_email", Source::Default),
+        ("public_url", Source::Default),
     ];
     let mut mark = |name: &str, source: Source| {
         if let Some(entry) = sources.iter_mut().find(|(n, _)| *n == name) {
@@ -213,33 +233,37 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         settings.max_rows = Some(rows);
         mark("max_rows", Source::Env);
     }
-    if let Some(v) = env("MAGFLOCK_SENTINEL") {
-        settings.sentinel = match v.as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => {
-                return Err(SettingsError::Env {
-                    name: "MAGFLOCK_SENTINEL".into(),
-                    value: v,
-                    why: "expected true or false",
-                });
-            }
-        };
-        mark("sentinel", Source::Env);
+    for (name, var, slot) in [
+        ("sentinel", "MAGFLOCK_SENTINEL", &mut settings.sentinel),
+        (
+            "require_api_key",
+            "MAGFLOCK_REQUIRE_API_KEY",
+            &mut settings.require_api_key,
+        ),
+        (
+            "confirm_email",
+            "MAGFLOCK_CONFIRM_EMAIL",
+            &mut settings.confirm_email,
+        ),
+    ] {
+        if let Some(v) = env(var) {
+            *slot = match v.as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    return Err(SettingsError::Env {
+                        name: var.into(),
+                        value: v,
+                        why: "expected true or false",
+                    });
+                }
+            };
+            mark(name, Source::Env);
+        }
     }
-    if let Some(v) = env("MAGFLOCK_REQUIRE_API_KEY") {
-        settings.require_api_key = match v.as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            _ => {
-                return Err(SettingsError::Env {
-                    name: "MAGFLOCK_REQUIRE_API_KEY".into(),
-                    value: v,
-                    why: "expected true or false",
-                });
-            }
-        };
-        mark("require_api_key", Source::Env);
+    if let Some(v) = env("MAGFLOCK_SMTP_FROM") {
+        settings.smtp_from = v;
+        mark("smtp_from", Source::Env);
     }
     for (name, var, slot) in [
         (
@@ -250,6 +274,12 @@ pub fn load(project: &Path, flags: &Flags) -> Result<Loaded, SettingsError> {
         ("jwks_file", "MAGFLOCK_JWKS_FILE", &mut settings.jwks_file),
         ("jwt_aud", "MAGFLOCK_JWT_AUD", &mut settings.jwt_aud),
         ("redis_url", "MAGFLOCK_REDIS_URL", &mut settings.redis_url),
+        ("smtp_url", "MAGFLOCK_SMTP_URL", &mut settings.smtp_url),
+        (
+            "public_url",
+            "MAGFLOCK_PUBLIC_URL",
+            &mut settings.public_url,
+        ),
     ] {
         if let Some(v) = env(var) {
             *slot = Some(v);
@@ -337,16 +367,7 @@ fn resolve_sqlite(project: &Path, url: &str) -> String {
 
 /// The URL with any password replaced by `***`.
 pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    magmobo::redact_url(url)
 }
 
 /// The commented project file written by `magflock init`.
@@ -405,6 +426,16 @@ rate_limit_per_identity = 200.0
 
 # Sentinel's patrol agents (SQLGuard, APIWatch, AuthSentry, DataFlow). Keep them on.
 sentinel = true
+
+# E-mail for end-user accounts (/auth/v1): confirmation and password recovery go out through
+# this SMTP server (better set through MAGFLOCK_SMTP_URL than written here). Without it,
+# password recovery answers 422 email_provider_disabled, as GoTrue does.
+# smtp_url = "smtp://user:password@smtp.example.com:587?tls=required"   # or smtps://...:465
+smtp_from = "MagFlock <noreply@localhost>"
+# Mail a confirmation on sign-up and refuse sign-in until it is confirmed (needs smtp_url).
+confirm_email = false
+# The address clients reach this server at, used in e-mail links (http://<listen> by default).
+# public_url = "https://api.example.com"
 "#
     .to_owned()
 }

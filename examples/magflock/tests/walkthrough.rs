@@ -466,3 +466,42 @@ async fn a_postgrest_config_runs_magflock_as_postgrest() {
     run_ok(magflock(&project, Some(&db.url)).args(["sql", &cleanup]));
     let _ = std::fs::remove_dir_all(&project);
 }
+
+/// Mail settings are checked before the server starts: confirmation without an SMTP server,
+/// or a URL that is not SMTP, stop `start` with a message saying what to set; `config`
+/// never prints the SMTP password.
+#[test]
+fn mail_settings_are_checked_at_start_and_masked() {
+    let project = temp_project();
+    std::fs::create_dir_all(&project).unwrap();
+    let start = |vars: &[(&str, &str)]| {
+        let output = magflock(&project, None)
+            .args(["start", "--listen", "127.0.0.1:0"])
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run magflock");
+        assert!(!output.status.success(), "start should refuse {vars:?}");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let said = start(&[("MAGFLOCK_CONFIRM_EMAIL", "true")]);
+    assert!(said.contains("smtp_url"), "{said}");
+    let said = start(&[("MAGFLOCK_SMTP_URL", "http://user:hunter2@mail.example")]);
+    assert!(
+        said.contains("not an SMTP URL") && !said.contains("hunter2"),
+        "{said}"
+    );
+    let shown = run_ok(
+        magflock(&project, None)
+            .args(["config", "--json"])
+            .env("MAGFLOCK_SMTP_URL", "smtp://user:hunter2@mail.example:587"),
+    );
+    assert!(
+        shown.contains("smtp://user:***@mail.example:587") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    let _ = std::fs::remove_dir_all(&project);
+}

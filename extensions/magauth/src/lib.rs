@@ -33,6 +33,8 @@ pub mod password;
 mod routes;
 mod service;
 mod shapes;
+#[cfg(feature = "smtp")]
+mod smtp;
 pub mod store;
 mod tokens;
 pub mod totp;
@@ -41,4 +43,6 @@ pub use config::{AuthConfig, RateLimit, RateLimits};
 pub use error::{ApiError, BoxError, Error, Result};
 pub use extension::MagAuth;
 pub use mail::{Mail, MailKind, Mailer, MemoryMailer};
+#[cfg(feature = "smtp")]
+pub use smtp::{SmtpConfigError, SmtpMailer};
 pub use tokens::{Hs256Signer, TokenSigner, random_token, sha256_hex};

@@ -1,6 +1,6 @@
 //! Outgoing e-mail (confirmation, password recovery) through the [`Mailer`] trait, so an
 //! application picks its transport. [`MemoryMailer`] keeps messages in memory, for
-//! development and tests. No SMTP transport is built yet.
+//! development and tests; `SmtpMailer` (feature `smtp`) sends them through an SMTP server.
 
 use std::sync::{Arc, Mutex};
 

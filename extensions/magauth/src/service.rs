@@ -192,7 +192,15 @@ impl Service {
             token_hash,
             link,
         };
-        mailer.send(&mail).await.map_err(Error::Mail)?;
+        if let Err(error) = mailer.send(&mail).await {
+            tracing::error!(target: "magauth", error = %Error::Mail(error), to = %mail.to, "could not send the {token_type} e-mail");
+            // GoTrue's answer, word for word: clients match on it.
+            return Err(ApiError::new(
+                500,
+                "unexpected_failure",
+                format!("Error sending {token_type} email"),
+            ));
+        }
         if kind == MailKind::Confirmation {
             self.store.confirmation_sent(&user.id, now).await?;
         }
@@ -242,7 +250,12 @@ impl Service {
             ));
         }
         if self.config.confirm_email {
-            self.send_mail(&user, MailKind::Confirmation).await?;
+            if let Err(e) = self.send_mail(&user, MailKind::Confirmation).await {
+                // As GoTrue's sign-up transaction does: no account without its mail, so the
+                // same address can sign up again once mail works.
+                self.store.delete_unconfirmed_user(&user.id).await?;
+                return Err(e);
+            }
             user.confirmation_sent_at = Some(now);
             return Ok(self.user_json(&user));
         }

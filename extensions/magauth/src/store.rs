@@ -607,6 +607,22 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a user who never got to use the account (sign-up whose confirmation mail could
+    /// not be sent), with the one-time tokens made for it, so the address can sign up again.
+    pub async fn delete_unconfirmed_user(&self, user_id: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM _magmobo_auth_one_time_tokens WHERE user_id = ?",
+            &[text(user_id)],
+        )
+        .await?;
+        self.execute(
+            "DELETE FROM _magmobo_auth_users WHERE id = ? AND email_confirmed_at IS NULL",
+            &[text(user_id)],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Stores a challenge.
     pub async fn insert_challenge(
         &self,
