@@ -23,7 +23,6 @@ use magmobo::prelude::*;
 use magmobo::roles::platform::store::PlatformStore;
 use magmobo::roles::platform::{Access, Permission, PlatformRole};
 use magmobo::storage::{SqlStorage, StorageOptions};
-use magmobo_integration_tests::services::{mysql_or_skip, postgres_or_skip};
 use sentinel::audit::{AuditFilter, AuditLog, AuditStore};
 use serde_json::{Value as Json, json};
 
@@ -535,26 +534,7 @@ async fn scenario(url: &str) {
     board.shutdown(StopMode::Fast).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn roles_on_sqlite() {
-    scenario(&sqlite_url()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn roles_on_postgres() {
-    let Some(db) = postgres_or_skip("roles_on_postgres").await else {
-        return;
-    };
-    scenario(&db.url).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn roles_on_mariadb() {
-    let Some(db) = mysql_or_skip("roles_on_mariadb").await else {
-        return;
-    };
-    scenario(&db.url).await;
-}
+magmobo_integration_tests::on_every_storage!(scenario, sqlite_url() => roles_on_sqlite, roles_on_postgres, roles_on_mariadb);
 
 /// MagGate's `_approvals` accept a member holding `approvals.decide`; a developer (who does
 /// not hold it) is refused, and so is the agent itself.
@@ -678,26 +658,7 @@ async fn concurrent_grants(url: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_grants_on_sqlite() {
-    concurrent_grants(&sqlite_url()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_grants_on_postgres() {
-    let Some(db) = postgres_or_skip("concurrent_grants_on_postgres").await else {
-        return;
-    };
-    concurrent_grants(&db.url).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_grants_on_mariadb() {
-    let Some(db) = mysql_or_skip("concurrent_grants_on_mariadb").await else {
-        return;
-    };
-    concurrent_grants(&db.url).await;
-}
+magmobo_integration_tests::on_every_storage!(concurrent_grants, sqlite_url() => concurrent_grants_on_sqlite, concurrent_grants_on_postgres, concurrent_grants_on_mariadb);
 
 /// Agents created, listed and revoked over `/platform/v1/agents` (answered by MagGate over the
 /// bus): grants are checked against the schema, the new key works at once with only its
@@ -883,26 +844,7 @@ async fn agents_and_audit(url: &str) {
     board.shutdown(StopMode::Fast).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn agents_and_audit_on_sqlite() {
-    agents_and_audit(&sqlite_url()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn agents_and_audit_on_postgres() {
-    let Some(db) = postgres_or_skip("agents_and_audit_on_postgres").await else {
-        return;
-    };
-    agents_and_audit(&db.url).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn agents_and_audit_on_mariadb() {
-    let Some(db) = mysql_or_skip("agents_and_audit_on_mariadb").await else {
-        return;
-    };
-    agents_and_audit(&db.url).await;
-}
+magmobo_integration_tests::on_every_storage!(agents_and_audit, sqlite_url() => agents_and_audit_on_sqlite, agents_and_audit_on_postgres, agents_and_audit_on_mariadb);
 
 /// Without MagGate's agents or MagAudit on the board, the endpoints say what to plug in.
 #[tokio::test(flavor = "multi_thread")]

@@ -297,3 +297,37 @@ mod tests {
         }
     }
 }
+
+/// Three tests running the async `scenario(&url)`: on SQLite (the expression gives a fresh
+/// URL), on a fresh PostgreSQL database and on a fresh MariaDB database (servers missing
+/// outside CI: skipped, as [`postgres_or_skip`] says).
+///
+/// ```ignore
+/// on_every_storage!(scenario, sqlite_url() => roles_on_sqlite, roles_on_postgres, roles_on_mariadb);
+/// ```
+#[macro_export]
+macro_rules! on_every_storage {
+    ($scenario:path, $sqlite_url:expr => $on_sqlite:ident, $on_postgres:ident, $on_mariadb:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $on_sqlite() {
+            $scenario(&$sqlite_url).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $on_postgres() {
+            let Some(db) = $crate::services::postgres_or_skip(stringify!($on_postgres)).await
+            else {
+                return;
+            };
+            $scenario(&db.url).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $on_mariadb() {
+            let Some(db) = $crate::services::mysql_or_skip(stringify!($on_mariadb)).await else {
+                return;
+            };
+            $scenario(&db.url).await;
+        }
+    };
+}

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use magmobo_core::axum::body::Body;
-use magmobo_core::axum::extract::{Path, Query, State};
+use magmobo_core::axum::extract::{Path, Query};
 use magmobo_core::axum::response::Response;
 use magmobo_core::roles::platform::Permission;
 use magmobo_core::roles::platform::requests::{self, open_reply};
@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extension::Shared;
-use crate::routes::{Caller, body, caller, ok};
+use crate::routes::{Caller, body, ok};
 
 /// How long the owner of the data has to answer (an audit verify reads the whole chain).
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
@@ -58,13 +57,9 @@ async fn ask(
     }
 }
 
-type Req = http::Request<Body>;
-
 // --- agents ---
 
-pub(crate) async fn list_agents(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+pub(crate) async fn list_agents(c: Caller) -> ApiResult<Response> {
     c.need(Permission::AgentsRead, "agents.list", json!(null))?;
     let list = ask(
         &c,
@@ -76,9 +71,7 @@ pub(crate) async fn list_agents(State(shared): State<Shared>, req: Req) -> ApiRe
     Ok(ok(200, list))
 }
 
-pub(crate) async fn create_agent(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, raw) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+pub(crate) async fn create_agent(c: Caller, raw: Body) -> ApiResult<Response> {
     c.need(Permission::AgentsWrite, "agents.create", json!(null))?;
     let new: Json = body(raw).await?;
     let target = json!({ "name": new.get("name") });
@@ -99,13 +92,7 @@ pub(crate) async fn create_agent(State(shared): State<Shared>, req: Req) -> ApiR
     }
 }
 
-pub(crate) async fn revoke_agent(
-    State(shared): State<Shared>,
-    Path(name): Path<String>,
-    req: Req,
-) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+pub(crate) async fn revoke_agent(Path(name): Path<String>, c: Caller) -> ApiResult<Response> {
     let target = json!({ "name": name });
     c.need(Permission::AgentsWrite, "agents.revoke", target.clone())?;
     let payload = json!({ "name": name });
@@ -159,11 +146,9 @@ struct AuditParams {
     limit: Option<u32>,
 }
 
-pub(crate) async fn read_audit(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+pub(crate) async fn read_audit(c: Caller, uri: http::Uri) -> ApiResult<Response> {
     c.need(Permission::AuditRead, "audit.read", json!(null))?;
-    let Query(params) = Query::<AuditParams>::try_from_uri(&parts.uri).map_err(|e| {
+    let Query(params) = Query::<AuditParams>::try_from_uri(&uri).map_err(|e| {
         ApiError::new(400, format!("bad audit query: {}", e.body_text())).hint(
             "filter with kind (a prefix), identity, source, since_ms, after_seq and limit (1-1000)",
         )
@@ -178,9 +163,7 @@ pub(crate) async fn read_audit(State(shared): State<Shared>, req: Req) -> ApiRes
     Ok(ok(200, entries))
 }
 
-pub(crate) async fn verify_audit(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+pub(crate) async fn verify_audit(c: Caller) -> ApiResult<Response> {
     c.need(Permission::AuditRead, "audit.verify", json!(null))?;
     let report = ask(
         &c,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use magmobo_core::axum::body::{Body, to_bytes};
-use magmobo_core::axum::extract::{Path, State};
+use magmobo_core::axum::extract::{FromRequestParts, Path};
 use magmobo_core::axum::response::{IntoResponse, Response};
 use magmobo_core::axum::routing::{get, post, put};
 use magmobo_core::axum::{Json, Router};
@@ -118,8 +118,21 @@ impl Caller {
     }
 }
 
+/// Every handler takes a `Caller`: the request is authenticated and its platform access
+/// resolved before the handler runs (and before any body is read).
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        shared: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        caller(shared, parts).await
+    }
+}
+
 /// Authenticates the request and resolves its platform access.
-pub(crate) async fn caller(shared: &Shared, parts: &http::request::Parts) -> ApiResult<Caller> {
+async fn caller(shared: &Shared, parts: &http::request::Parts) -> ApiResult<Caller> {
     let Some(svc) = shared.load_full() else {
         return Err(ApiError::new(503, "the platform API is not running"));
     };
@@ -151,19 +164,13 @@ pub(crate) fn ok(status: u16, value: serde_json::Value) -> Response {
     (status, Json(value)).into_response()
 }
 
-type Req = http::Request<Body>;
-
-async fn me(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn me(c: Caller) -> ApiResult<Response> {
     Ok(ok(200, json!(c.access)))
 }
 
 // --- keys ---
 
-async fn list_keys(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn list_keys(c: Caller) -> ApiResult<Response> {
     c.need(Permission::KeysRead, "keys.list", json!(null))?;
     let list = keys::list(&c.svc.storage)
         .await
@@ -179,9 +186,7 @@ struct NewKey {
     expires_at: Option<i64>,
 }
 
-async fn create_key(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, raw) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn create_key(c: Caller, raw: Body) -> ApiResult<Response> {
     c.need(Permission::KeysWrite, "keys.create", json!(null))?;
     let new: NewKey = body(raw).await?;
     let (name, role) = (new.name.trim(), new.role.trim());
@@ -223,13 +228,7 @@ async fn create_key(State(shared): State<Shared>, req: Req) -> ApiResult<Respons
     Ok(ok(201, answer))
 }
 
-async fn revoke_key(
-    State(shared): State<Shared>,
-    Path(id): Path<String>,
-    req: Req,
-) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn revoke_key(Path(id): Path<String>, c: Caller) -> ApiResult<Response> {
     let id = id.strip_prefix("mf_").unwrap_or(&id).to_owned();
     let target = json!({ "id": id });
     c.need(Permission::KeysWrite, "keys.revoke", target.clone())?;
@@ -261,9 +260,7 @@ async fn revoke_key(
 
 // --- members and roles ---
 
-async fn list_members(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn list_members(c: Caller) -> ApiResult<Response> {
     c.need(Permission::MembersRead, "members.list", json!(null))?;
     Ok(ok(200, json!(c.svc.platform.members().await?)))
 }
@@ -274,13 +271,7 @@ struct Grant {
     role: String,
 }
 
-async fn grant_member(
-    State(shared): State<Shared>,
-    Path(subject): Path<String>,
-    req: Req,
-) -> ApiResult<Response> {
-    let (parts, raw) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn grant_member(Path(subject): Path<String>, c: Caller, raw: Body) -> ApiResult<Response> {
     c.need(
         Permission::MembersWrite,
         "members.grant",
@@ -323,13 +314,7 @@ async fn check_member_key(c: &Caller, id: &str) -> ApiResult<()> {
     }
 }
 
-async fn revoke_member(
-    State(shared): State<Shared>,
-    Path(subject): Path<String>,
-    req: Req,
-) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn revoke_member(Path(subject): Path<String>, c: Caller) -> ApiResult<Response> {
     let target = json!({ "subject": subject });
     c.need(Permission::MembersWrite, "members.revoke", target.clone())?;
     let member = c
@@ -347,9 +332,7 @@ async fn revoke_member(
     Ok(ok(200, json!({ "revoked": member })))
 }
 
-async fn list_roles(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn list_roles(c: Caller) -> ApiResult<Response> {
     c.need(Permission::MembersRead, "roles.list", json!(null))?;
     Ok(ok(200, json!(c.svc.platform.roles().await?)))
 }
@@ -361,13 +344,7 @@ struct RoleBody {
     description: Option<String>,
 }
 
-async fn define_role(
-    State(shared): State<Shared>,
-    Path(name): Path<String>,
-    req: Req,
-) -> ApiResult<Response> {
-    let (parts, raw) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn define_role(Path(name): Path<String>, c: Caller, raw: Body) -> ApiResult<Response> {
     c.need(
         Permission::MembersWrite,
         "roles.define",
@@ -387,13 +364,7 @@ async fn define_role(
     Ok(ok(200, json!(role)))
 }
 
-async fn delete_role(
-    State(shared): State<Shared>,
-    Path(name): Path<String>,
-    req: Req,
-) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn delete_role(Path(name): Path<String>, c: Caller) -> ApiResult<Response> {
     let target = json!({ "name": name });
     c.need(Permission::MembersWrite, "roles.delete", target.clone())?;
     let role = c
@@ -419,16 +390,12 @@ async fn user_schema(svc: &Service) -> ApiResult<magmobo_core::roles::schema::Sc
     Ok(schema)
 }
 
-async fn schema(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn schema(c: Caller) -> ApiResult<Response> {
     c.need(Permission::SchemaRead, "schema.read", json!(null))?;
     Ok(ok(200, json!(user_schema(&c.svc).await?)))
 }
 
-async fn reload_schema(State(shared): State<Shared>, req: Req) -> ApiResult<Response> {
-    let (parts, _) = req.into_parts();
-    let c = caller(&shared, &parts).await?;
+async fn reload_schema(c: Caller) -> ApiResult<Response> {
     c.need(Permission::SchemaWrite, "schema.reload", json!(null))?;
     let mut reloaded = Vec::new();
     for (name, reload) in &c.svc.reloads {
