@@ -6,8 +6,8 @@
 //! `audit.*`, `extension.*` by default) and writes in batches from one task, so the request
 //! path only ever publishes an event. Bus queues are bounded; when events are dropped before
 //! reaching the writer, the writer records an `audit.overflow` entry with the count, so nothing
-//! is lost silently. One writer per table: several instances sharing one audit table is not
-//! supported yet.
+//! is lost silently. Several instances may write one table: appends take turns on a row lock
+//! and chain onto the head they read under it.
 
 mod store;
 mod writer;

@@ -14,6 +14,15 @@ const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS _magmobo_audit (\
     identity VARCHAR(200), source VARCHAR(200), summary TEXT NOT NULL, detail TEXT NOT NULL, \
     prev_hash VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL)";
 
+/// One row whose lock serialises appenders: every append first updates it, so writers on
+/// several instances sharing one table take turns (row locks on PostgreSQL and MariaDB;
+/// SQLite has one writer at a time anyway) and each one chains onto the true head.
+const LOCK_TABLE_SQL: &str =
+    "CREATE TABLE IF NOT EXISTS _magmobo_audit_lock (id INTEGER PRIMARY KEY)";
+const LOCK_ROW_SQL: &str = "INSERT INTO _magmobo_audit_lock (id) VALUES (1)";
+const TAKE_LOCK_SQL: &str = "UPDATE _magmobo_audit_lock SET id = 1 WHERE id = 1";
+const HEAD_SQL: &str = "SELECT seq, hash FROM _magmobo_audit ORDER BY seq DESC LIMIT 1";
+
 /// The hash before the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -99,6 +108,13 @@ impl std::fmt::Debug for AuditStore {
 /// The text fields of an entry, in hashing order: kind, identity, source, summary, detail.
 type Fields<'a> = [Option<&'a str>; 5];
 
+fn head_of(rows: &[Row]) -> Result<(i64, String)> {
+    match rows.first() {
+        Some(row) => Ok((row.get_int("seq")?, row.get_text("hash")?)),
+        None => Ok((0, GENESIS.to_owned())),
+    }
+}
+
 fn chain_hash(prev: &str, seq: i64, at_ms: i64, fields: Fields<'_>) -> String {
     let mut hasher = Sha256::new();
     let numbers = [seq.to_string(), at_ms.to_string()];
@@ -131,37 +147,34 @@ impl AuditStore {
 
     /// Creates the table if needed (a recorded migration).
     pub async fn install(&self) -> Result<()> {
-        let migration = Migration::portable(1, "audit log", TABLE_SQL);
+        let migrations = [
+            Migration::portable(1, "audit log", TABLE_SQL),
+            Migration::portable(2, "audit append lock", LOCK_TABLE_SQL),
+            Migration::portable(3, "audit append lock row", LOCK_ROW_SQL),
+        ];
         self.storage
-            .migrate("sentinel-audit", &[migration])
+            .migrate("sentinel-audit", &migrations)
             .await
             .map(|_| ())
     }
 
     /// The last `(seq, hash)`, or `(0, genesis)` for an empty log.
     pub async fn head(&self) -> Result<(i64, String)> {
-        let rows = self
-            .storage
-            .query(
-                "SELECT seq, hash FROM _magmobo_audit ORDER BY seq DESC LIMIT 1",
-                &[],
-            )
-            .await?;
-        match rows.first() {
-            Some(row) => Ok((row.get_int("seq")?, row.get_text("hash")?)),
-            None => Ok((0, GENESIS.to_owned())),
-        }
+        head_of(&self.storage.query(HEAD_SQL, &[]).await?)
     }
 
-    /// Appends entries in one transaction after `head`; returns the new head.
-    pub async fn append(&self, head: (i64, String), entries: &[NewEntry]) -> Result<(i64, String)> {
+    /// Appends entries in one transaction after the current head, holding the append lock
+    /// until it commits (so several writers on one table never fork the chain); returns the
+    /// new head.
+    pub async fn append(&self, entries: &[NewEntry]) -> Result<(i64, String)> {
         let d = self.storage.dialect();
         let sql = format!(
             "INSERT INTO _magmobo_audit (seq, at_ms, kind, identity, source, summary, detail, prev_hash, hash) VALUES ({})",
             d.placeholders(9)
         );
-        let (mut seq, mut prev) = head;
         let mut tx = self.storage.begin().await?;
+        tx.execute(TAKE_LOCK_SQL, &[]).await?;
+        let (mut seq, mut prev) = head_of(&tx.query(HEAD_SQL, &[]).await?)?;
         for entry in entries {
             seq += 1;
             let detail = entry.detail.to_string();

@@ -177,15 +177,6 @@ async fn write_loop(store: AuditStore, subscriptions: Vec<Subscription>) {
         readers.spawn(read_loop(subscription, tx.clone()));
     }
     drop(tx);
-    let mut head = loop {
-        match store.head().await {
-            Ok(head) => break head,
-            Err(error) => {
-                tracing::warn!(%error, "audit log: cannot read the chain head; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -200,11 +191,8 @@ async fn write_loop(store: AuditStore, subscriptions: Vec<Subscription>) {
         batch.sort_by_key(|e| e.at_ms);
         let mut backoff = Duration::from_millis(100);
         loop {
-            match store.append(head.clone(), &batch).await {
-                Ok(new_head) => {
-                    head = new_head;
-                    break;
-                }
+            match store.append(&batch).await {
+                Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(%error, entries = batch.len(), "audit log: write failed; retrying");
                     tokio::time::sleep(backoff).await;
