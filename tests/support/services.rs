@@ -280,24 +280,6 @@ impl Drop for DropRoles {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_names_replace_the_path() {
-        let cases = [
-            ("postgres://u@h:5432/postgres", "postgres://u@h:5432/x"),
-            (
-                "mysql://root@h/test?ssl-mode=disabled",
-                "mysql://root@h/x?ssl-mode=disabled",
-            ),
-            ("postgres://u@h", "postgres://u@h/x"),
-        ];
-        for (url, expected) in cases {
-            assert_eq!(super::with_database(url, "x"), expected);
-        }
-    }
-}
-
 /// Three tests running the async `scenario(&url)`: on SQLite (the expression gives a fresh
 /// URL), on a fresh PostgreSQL database and on a fresh MariaDB database (servers missing
 /// outside CI: skipped, as [`postgres_or_skip`] says).
@@ -330,4 +312,22 @@ macro_rules! on_every_storage {
             $scenario(&db.url).await;
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_replace_the_path() {
+        let cases = [
+            ("postgres://u@h:5432/postgres", "postgres://u@h:5432/x"),
+            (
+                "mysql://root@h/test?ssl-mode=disabled",
+                "mysql://root@h/x?ssl-mode=disabled",
+            ),
+            ("postgres://u@h", "postgres://u@h/x"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(super::with_database(url, "x"), expected);
+        }
+    }
 }
