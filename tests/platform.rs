@@ -760,6 +760,60 @@ async fn agents_and_audit(url: &str) {
     assert_eq!(list[0]["name"], "reporter", "{list}");
     assert_eq!(list[0]["policy"]["grants"][0]["table"], "widgets", "{list}");
 
+    // The policy changes over PATCH and takes effect at once; the name and key stay.
+    let wider = json!({ "policy": {
+        "grants": [
+            { "table": "widgets", "operations": ["select"] },
+            { "table": "secrets", "operations": ["select"] }
+        ],
+        "rate": { "per_second": 1000.0, "burst": 1000 }
+    }});
+    let refused = send(
+        &board,
+        "PATCH /platform/v1/agents/reporter",
+        &k.viewer.1,
+        Some(wider.clone()),
+    )
+    .await;
+    assert_refused(&refused, "agents.write");
+    let (status, body) = send(
+        &board,
+        "PATCH /platform/v1/agents/reporter",
+        &k.developer.1,
+        Some(json!({ "name": "other", "policy": {} })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let mut typo = wider.clone();
+    typo["policy"]["grants"][1]["table"] = json!("secret");
+    let (status, body) = send(
+        &board,
+        "PATCH /platform/v1/agents/reporter",
+        &k.developer.1,
+        Some(typo),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = send(
+        &board,
+        "PATCH /platform/v1/agents/nobody",
+        &k.developer.1,
+        Some(wider.clone()),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, agent) = send(
+        &board,
+        "PATCH /platform/v1/agents/reporter",
+        &k.developer.1,
+        Some(wider),
+    )
+    .await;
+    assert_eq!(status, 200, "{agent}");
+    assert_eq!(agent["policy"]["grants"][1]["table"], "secrets", "{agent}");
+    let (status, body) = send(&board, "GET /rest/v1/secrets", &key, None).await;
+    assert_eq!(status, 200, "the widened grant works at once: {body}");
+
     let (status, body) = send(
         &board,
         "DELETE /platform/v1/agents/nobody",

@@ -92,6 +92,38 @@ pub(crate) async fn create_agent(c: Caller, raw: Body) -> ApiResult<Response> {
     }
 }
 
+pub(crate) async fn update_agent(
+    Path(name): Path<String>,
+    c: Caller,
+    raw: Body,
+) -> ApiResult<Response> {
+    let target = json!({ "name": name });
+    c.need(Permission::AgentsWrite, "agents.update", target.clone())?;
+    let mut changed: Json = body(raw).await?;
+    let Some(fields) = changed.as_object_mut() else {
+        return Err(ApiError::new(400, "send {\"policy\": {...}}"));
+    };
+    if fields.keys().any(|k| k != "policy") {
+        return Err(ApiError::new(400, "only the policy of an agent can change")
+            .hint("send {\"policy\": {...}}; the name and key stay; revoke and create to rename"));
+    }
+    fields.insert("name".into(), json!(name));
+    match ask(
+        &c,
+        requests::AGENTS_UPDATE,
+        changed,
+        (NO_AGENTS, NO_AGENTS_HINT),
+    )
+    .await
+    {
+        Ok(agent) => {
+            c.publish("agents.update", target, "ok", None);
+            Ok(ok(200, agent))
+        }
+        Err(e) => Err(published_refusal(&c, "agents.update", target, e)),
+    }
+}
+
 pub(crate) async fn revoke_agent(Path(name): Path<String>, c: Caller) -> ApiResult<Response> {
     let target = json!({ "name": name });
     c.need(Permission::AgentsWrite, "agents.revoke", target.clone())?;

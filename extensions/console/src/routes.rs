@@ -39,7 +39,8 @@ pub(crate) fn router(shared: Shared) -> Router {
         )
         .route(
             "/agents/{name}",
-            magmobo_core::axum::routing::delete(delegated::revoke_agent),
+            magmobo_core::axum::routing::patch(delegated::update_agent)
+                .delete(delegated::revoke_agent),
         )
         .route("/audit", get(delegated::read_audit))
         .route("/audit/verify", get(delegated::verify_audit))

@@ -1,5 +1,5 @@
 //! Agents managed through the platform API: MagGate answers the bus requests
-//! `agents.list`, `agents.create` and `agents.revoke` (see
+//! `agents.list`, `agents.create`, `agents.update` and `agents.revoke` (see
 //! `magmobo_core::roles::platform::requests`), because grants name tables and columns that
 //! only MagGate's schema cache knows. A grant naming a table or column that does not exist is
 //! refused with the closest existing name, instead of silently granting nothing.
@@ -34,13 +34,19 @@ pub(crate) fn respond(
             create(inner.clone(), event)
         })?
     };
+    let update = {
+        let inner = inner.clone();
+        bus.respond(requests::AGENTS_UPDATE, move |event| {
+            update(inner.clone(), event)
+        })?
+    };
     let revoke = {
         let inner = inner.clone();
         bus.respond(requests::AGENTS_REVOKE, move |event| {
             revoke(inner.clone(), event)
         })?
     };
-    Ok(vec![list, create, revoke])
+    Ok(vec![list, create, update, revoke])
 }
 
 #[derive(Deserialize)]
@@ -106,6 +112,37 @@ async fn create(inner: Arc<Inner>, event: Arc<Event>) -> Reply {
     Ok(reply_ok(
         json!({ "agent": agent, "key": key.full, "key_id": key.key.id }),
     ))
+}
+
+async fn update(inner: Arc<Inner>, event: Arc<Event>) -> Reply {
+    let changed: NewAgent = match serde_json::from_value(event.payload.clone()) {
+        Ok(changed) => changed,
+        Err(e) => {
+            return Ok(reply_refused(
+                Refusal::new(400, format!("not an agent policy: {e}")).hint(
+                    "send {\"policy\": {\"grants\": [...], \"approvals\": [...], \"rate\": {...}}}",
+                ),
+            ));
+        }
+    };
+    let rt = match runtime(&inner) {
+        Ok(rt) => rt,
+        Err(refusal) => return Ok(reply_refused(refusal)),
+    };
+    if let Err(refusal) = check_against_schema(&rt.catalog.load(), &changed.policy) {
+        return Ok(reply_refused(refusal));
+    }
+    let store = AgentStore::new(rt.storage.clone());
+    let updated = match store.set_policy(&changed.name, changed.policy).await {
+        Ok(()) => store.get(&changed.name).await,
+        Err(e) => Err(e),
+    };
+    let agent = match updated {
+        Ok(agent) => agent,
+        Err(e) => return Ok(reply_refused(refusal(e))),
+    };
+    reload(&inner, &rt).await;
+    Ok(reply_ok(agent))
 }
 
 async fn revoke(inner: Arc<Inner>, event: Arc<Event>) -> Reply {

@@ -23,6 +23,9 @@ pub const AGENTS_LIST: &str = "agents.list";
 /// Creates an agent and its API key. Payload: `{"name", "policy"}`; reply: `{"agent",
 /// "key", "key_id"}` with the key shown this once.
 pub const AGENTS_CREATE: &str = "agents.create";
+/// Replaces an agent's policy (grants, approval rules, rate limit). Payload: `{"name",
+/// "policy"}`; reply: the agent.
+pub const AGENTS_UPDATE: &str = "agents.update";
 /// Revokes an agent and its API key. Payload: `{"name"}`; reply: `{"name", "key_id",
 /// "already_revoked"}`.
 pub const AGENTS_REVOKE: &str = "agents.revoke";
