@@ -485,3 +485,80 @@ async fn rate_limit_then_recovery_and_revocation() {
     assert_eq!(s.agents.list().await.unwrap().len(), 2);
     board.shutdown(StopMode::Fast).await.unwrap();
 }
+
+/// Two instances whose RAM slot is the same Redis hold one agent's rate limit together: what
+/// the agent spent on one instance is refused on the other (alone, each would allow the whole
+/// burst).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_rate_limit_holds_across_instances_sharing_redis() {
+    let Some(redis) = magmobo_integration_tests::services::redis_or_skip(
+        "an_agents_rate_limit_holds_across_instances_sharing_redis",
+    )
+    .await
+    else {
+        return;
+    };
+    let url = sqlite_url();
+    let s = setup(&url).await;
+    let keys = KeyStore::new(Arc::new(s.storage.clone()));
+    let key = keys
+        .create("slow", &agent_role("slow"), None)
+        .await
+        .unwrap();
+    let policy = AgentPolicy::default()
+        .grant(TableGrant::new("todos", &[Op::Select]))
+        .rate(0.01, 4);
+    s.agents
+        .create("slow", Some(&key.key.id), policy)
+        .await
+        .unwrap();
+    // A prefix of its own, so runs never share buckets.
+    let prefix = format!(
+        "magmobo:test:{}:{}:",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let instance = async || {
+        let board = Motherboard::builder()
+            .with(HyperCpu::new("127.0.0.1:0".parse().unwrap()))
+            .with((
+                SqlStorage::connect(&url, StorageOptions::default()).unwrap(),
+                ApiKeyAuth::new(AuthOptions::default()),
+            ))
+            .with(magmobo::cache::RedisCache::new(redis.clone()).with_prefix(prefix.clone()))
+            .extension(MagGate::new(GateConfig {
+                schema_poll: None,
+                watch_ddl: false,
+                agents: Some(AgentsConfig::default()),
+                ..GateConfig::default()
+            }))
+            .build()
+            .unwrap();
+        board.boot().await.unwrap();
+        board
+    };
+    let (a, b) = (instance().await, instance().await);
+    for _ in 0..4 {
+        let (status, _, body) = send(&a, "GET /todos", &key.full, None).await;
+        assert_eq!(status, 200, "within the burst on instance A: {body}");
+    }
+    // A's spending reaches Redis within a few exchanges (every 100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut refused = false;
+    for _ in 0..4 {
+        let (status, headers, _) = send(&b, "GET /todos", &key.full, None).await;
+        if status == 429 {
+            assert!(headers.contains_key("retry-after"));
+            refused = true;
+            break;
+        }
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        refused,
+        "instance B must refuse once it learns what A spent, before its own burst is gone"
+    );
+    a.shutdown(StopMode::Fast).await.unwrap();
+    b.shutdown(StopMode::Fast).await.unwrap();
+}

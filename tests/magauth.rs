@@ -58,6 +58,18 @@ async fn boot_with_mailer(
     config: AuthConfig,
     smtp: Option<SmtpMailer>,
 ) -> Env {
+    boot_with(url, setup, gate, config, smtp, None).await
+}
+
+/// [`boot_with_mailer`], with `ram` in the RAM slot when given.
+async fn boot_with(
+    url: &str,
+    setup: &[String],
+    gate: GateConfig,
+    config: AuthConfig,
+    smtp: Option<SmtpMailer>,
+    ram: Option<magmobo::cache::RedisCache>,
+) -> Env {
     let storage = SqlStorage::connect(url, StorageOptions::default()).unwrap();
     for stmt in setup {
         storage.execute(stmt, &[]).await.unwrap();
@@ -77,13 +89,17 @@ async fn boot_with_mailer(
         Some(smtp) => auth.with_mailer(smtp),
         None => auth.with_mailer(mailer.clone()),
     };
-    let board = Motherboard::builder()
+    let mut board = Motherboard::builder()
         .with(HyperCpu::new("127.0.0.1:0".parse().unwrap()))
         .with(storage)
         .with(ApiKeyAuth::new(AuthOptions {
             jwt: Some(jwt),
             ..AuthOptions::default()
-        }))
+        }));
+    if let Some(ram) = ram {
+        board = board.with(ram);
+    }
+    let board = board
         .extension(MagGate::new(gate))
         .extension(auth)
         .build()
@@ -1149,4 +1165,67 @@ async fn an_unreachable_smtp_server_is_a_clear_error() {
     let (status, body) = env.signup("erin@example.com", "erin-secret").await;
     assert_eq!(status, 500, "{body}");
     env.board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+/// With Redis in the RAM slot, sign-in attempt limits hold across instances: guesses spread
+/// over two instances run out one account's budget together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_limits_hold_across_instances_sharing_redis() {
+    use magauth::{RateLimit, RateLimits};
+    use std::time::Duration;
+    let Some(redis) = magmobo_integration_tests::services::redis_or_skip(
+        "attempt_limits_hold_across_instances_sharing_redis",
+    )
+    .await
+    else {
+        return;
+    };
+    let prefix = format!(
+        "magmobo:test:auth:{}:{}:",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let config = || AuthConfig {
+        rate_limits: RateLimits {
+            enabled: true,
+            per_email: RateLimit::new(4, Duration::from_secs(600)),
+            per_ip: RateLimit::new(1000, Duration::from_secs(1)),
+        },
+        ..AuthConfig::default()
+    };
+    let ram = || Some(magmobo::cache::RedisCache::new(redis.clone()).with_prefix(prefix.clone()));
+    let url = sqlite_url();
+    let a = boot_with(
+        &url,
+        &[SQLITE_TODOS.into()],
+        sqlite_gate(),
+        config(),
+        None,
+        ram(),
+    )
+    .await;
+    let b = boot_with(&url, &[], sqlite_gate(), config(), None, ram()).await;
+    assert_eq!(a.signup("fay@example.com", "fay-secret").await.0, 200);
+    for _ in 0..4 {
+        let (status, body) = a.sign_in("fay@example.com", "guess").await;
+        assert_eq!(status, 400, "within the budget on instance A: {body}");
+    }
+    // A's spending reaches Redis within a few exchanges (every 100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut refused = false;
+    for _ in 0..4 {
+        let (status, _) = b.sign_in("fay@example.com", "guess").await;
+        if status == 429 {
+            refused = true;
+            break;
+        }
+        assert_eq!(status, 400);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        refused,
+        "instance B must refuse once it learns what A spent, before its own budget is gone"
+    );
+    a.board.shutdown(StopMode::Fast).await.unwrap();
+    b.board.shutdown(StopMode::Fast).await.unwrap();
 }

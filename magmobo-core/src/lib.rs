@@ -14,6 +14,7 @@ pub mod bus;
 mod error;
 pub mod health;
 pub mod part;
+pub mod ratelimit;
 mod redact;
 pub mod roles;
 pub mod slot;

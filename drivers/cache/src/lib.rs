@@ -13,10 +13,14 @@ use serde::Serialize;
 #[cfg(feature = "moka")]
 mod moka_cache;
 #[cfg(feature = "redis")]
+mod redis_buckets;
+#[cfg(feature = "redis")]
 mod redis_cache;
 
 #[cfg(feature = "moka")]
 pub use moka_cache::MokaCache;
+#[cfg(feature = "redis")]
+pub use redis_buckets::RedisBuckets;
 #[cfg(feature = "redis")]
 pub use redis_cache::{DEFAULT_PREFIX, RedisCache};
 

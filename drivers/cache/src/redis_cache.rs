@@ -37,6 +37,8 @@ pub struct RedisCache {
     connection: tokio::sync::OnceCell<ConnectionManager>,
     degraded: AtomicBool,
     counters: Counters,
+    /// Rate-limit buckets under `<prefix>rl:`, made on first use.
+    buckets: std::sync::OnceLock<Option<std::sync::Arc<crate::RedisBuckets>>>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -60,6 +62,7 @@ impl RedisCache {
             connection: tokio::sync::OnceCell::new(),
             degraded: AtomicBool::new(false),
             counters: Counters::default(),
+            buckets: std::sync::OnceLock::new(),
         }
     }
 
@@ -235,6 +238,17 @@ impl Component for RedisCache {
 
 #[async_trait]
 impl Cache for RedisCache {
+    fn buckets(&self) -> Option<std::sync::Arc<dyn magmobo_core::ratelimit::BucketExchange>> {
+        let buckets = self.buckets.get_or_init(|| {
+            crate::RedisBuckets::new(&self.url, format!("{}rl:", self.prefix))
+                .ok()
+                .map(std::sync::Arc::new)
+        });
+        buckets
+            .clone()
+            .map(|b| b as std::sync::Arc<dyn magmobo_core::ratelimit::BucketExchange>)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let mut conn = self.connection()?;
         let outcome = redis::cmd("GET")

@@ -78,6 +78,8 @@ impl ExtensionMeta for MagAuth {
             caps::AUTH_VERIFY.into(),
             caps::BUS_PUBLISH.into(),
         ];
+        // The RAM slot, when it holds global buckets, shares the attempt limits.
+        info.optional_capabilities = vec![caps::CACHE_READ.into()];
         info
     }
 }
@@ -98,6 +100,12 @@ impl Extension for MagAuth {
             .map_err(|e| magmobo_core::Error::part("magauth", e.to_string()))?;
         let limits = crate::limits::Limiter::new(&self.config.rate_limits)
             .map_err(|e| magmobo_core::Error::part("magauth", e.to_string()))?;
+        // With a RAM slot that holds global buckets (Redis), limits hold across instances.
+        if let Ok(cache) = ctx.cache()
+            && let Some(exchange) = cache.buckets()
+        {
+            limits.share(&exchange);
+        }
         self.shared.store(Some(Arc::new(Service {
             config: self.config.clone(),
             store,

@@ -1,29 +1,21 @@
 //! Attempt limits on the endpoints where a client guesses (a password, a six-digit code):
-//! GCRA token buckets (the `governor` crate) keyed by endpoint and e-mail address, and by
+//! token buckets (magmobo-core's `ratelimit`) keyed by endpoint and e-mail address, and by
 //! endpoint and client IP. The check runs before any password hash or database read, so a
 //! flood costs a map lookup, not an argon2 hash. Over a limit the answer is GoTrue's 429
 //! `over_request_rate_limit` with `Retry-After`, as supabase-js expects.
 //!
-//! Buckets live in this instance's memory (several instances each allow the limit; the
-//! limits are about guessing, where a small factor changes nothing). Keys an attacker makes
-//! up (e-mail addresses) are dropped once their bucket is full again, checked every few
-//! thousand attempts, so memory stays bounded by the attempts of the last refill period.
+//! With a RAM slot that holds global buckets (Redis), the limits hold across every instance
+//! ([`Limiter::share`]); otherwise each instance keeps its own. The IP bucket is checked
+//! first, so made-up e-mail addresses cost an attacker their own address's budget, and idle
+//! buckets are swept, which keeps memory bounded.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::HashMapStateStore;
-use governor::{Quota, RateLimiter};
+use magmobo_core::ratelimit::{BucketExchange, Limit, RateLimiter};
 
 use crate::config::{RateLimit, RateLimits};
 use crate::error::{ApiError, Error};
-
-type Buckets = RateLimiter<String, HashMapStateStore<String>, DefaultClock>;
-
-/// How many checks between two sweeps of full buckets.
-const SWEEP_EVERY: u64 = 4096;
 
 /// The longest e-mail kept as a key (longer ones are cut: they are not valid anyway).
 const MAX_KEY_EMAIL: usize = 320;
@@ -54,33 +46,46 @@ impl Attempt {
 
 /// The buckets of one MagAuth instance.
 pub(crate) struct Limiter {
-    per_email: Option<Buckets>,
-    per_ip: Option<Buckets>,
-    checks: AtomicU64,
+    per_email: Option<Arc<RateLimiter>>,
+    per_ip: Option<Arc<RateLimiter>>,
 }
 
 impl Limiter {
     /// Buckets for `limits`; a zero burst or refill time is a configuration error.
     pub(crate) fn new(limits: &RateLimits) -> Result<Self, Error> {
-        let buckets = |limit: &RateLimit, what: &str| -> Result<Option<Buckets>, Error> {
+        let buckets = |limit: &RateLimit, what: &str| -> Result<Option<Arc<RateLimiter>>, Error> {
             if !limits.enabled {
                 return Ok(None);
             }
-            let quota = NonZeroU32::new(limit.burst)
-                .and_then(|burst| Some(Quota::with_period(limit.refill_every)?.allow_burst(burst)))
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "rate_limits.{what} needs burst >= 1 and refill_every > 0 \
-                         (or set rate_limits.enabled = false)"
-                    ))
-                })?;
-            Ok(Some(RateLimiter::hashmap(quota)))
+            if limit.burst == 0 || limit.refill_every.is_zero() {
+                return Err(Error::Config(format!(
+                    "rate_limits.{what} needs burst >= 1 and refill_every > 0 \
+                     (or set rate_limits.enabled = false)"
+                )));
+            }
+            let rate = 1.0 / limit.refill_every.as_secs_f64();
+            Ok(Some(Arc::new(RateLimiter::new(Limit::new(
+                rate,
+                f64::from(limit.burst),
+            )))))
         };
         Ok(Limiter {
             per_email: buckets(&limits.per_email, "per_email")?,
             per_ip: buckets(&limits.per_ip, "per_ip")?,
-            checks: AtomicU64::new(0),
         })
+    }
+
+    /// Holds the limits across the instances sharing `exchange`; the tasks end when this
+    /// limiter is dropped.
+    pub(crate) fn share(&self, exchange: &Arc<dyn BucketExchange>) {
+        for (buckets, namespace) in [
+            (&self.per_email, "auth:account:"),
+            (&self.per_ip, "auth:ip:"),
+        ] {
+            if let Some(buckets) = buckets {
+                buckets.share(exchange.clone(), namespace, "MagAuth");
+            }
+        }
     }
 
     /// Takes one attempt from the client's IP bucket and the account's bucket (`account`: an
@@ -92,17 +97,13 @@ impl Limiter {
         account: Option<&str>,
         ip: Option<&str>,
     ) -> Result<(), ApiError> {
-        if self.per_email.is_none() && self.per_ip.is_none() {
-            return Ok(());
-        }
-        self.sweep_now_and_then();
         let label = attempt.label();
         if let (Some(buckets), Some(ip)) = (&self.per_ip, ip) {
             // Parsed and printed again, so `::ffff:1.2.3.4` spellings cannot make new buckets.
             let ip = ip
                 .parse::<IpAddr>()
                 .map_or_else(|_| ip.to_owned(), |a| a.to_string());
-            take(buckets, format!("{label}:{ip}"), attempt, "ip")?;
+            take(buckets, &format!("{label}:{ip}"), attempt, "ip")?;
         }
         if let (Some(buckets), Some(account)) = (&self.per_email, account) {
             let account: String = account
@@ -111,25 +112,14 @@ impl Limiter {
                 .chars()
                 .take(MAX_KEY_EMAIL)
                 .collect();
-            take(buckets, format!("{label}:{account}"), attempt, "account")?;
+            take(buckets, &format!("{label}:{account}"), attempt, "account")?;
         }
         Ok(())
     }
-
-    fn sweep_now_and_then(&self) {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY != SWEEP_EVERY - 1 {
-            return;
-        }
-        for buckets in [&self.per_email, &self.per_ip].into_iter().flatten() {
-            buckets.retain_recent();
-            buckets.shrink_to_fit();
-        }
-    }
 }
 
-fn take(buckets: &Buckets, key: String, attempt: Attempt, by: &str) -> Result<(), ApiError> {
-    buckets.check_key(&key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(buckets.clock().now());
+fn take(buckets: &RateLimiter, key: &str, attempt: Attempt, by: &str) -> Result<(), ApiError> {
+    buckets.take(key, 1.0).map_err(|wait| {
         let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         tracing::info!(
             target: "magauth",

@@ -328,6 +328,13 @@ impl Extension for MagGate {
         if self.inner.config.agents.is_some() {
             let guards = crate::agents::manage::respond(&self.inner, &ctx.bus()?)?;
             *self.responders.lock().unwrap_or_else(|e| e.into_inner()) = guards;
+            // With a RAM slot that holds global buckets (Redis), an agent's rate limit holds
+            // across every instance, not per instance.
+            if let Ok(cache) = ctx.cache()
+                && let Some(exchange) = cache.buckets()
+            {
+                self.inner.agents.share_limits(exchange);
+            }
         }
         let token = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -376,6 +383,7 @@ impl Extension for MagGate {
     }
 
     async fn stop(&self, _ctx: &ExtensionContext) -> magmobo_core::Result<()> {
+        self.inner.agents.stop_sharing();
         self.responders
             .lock()
             .unwrap_or_else(|e| e.into_inner())

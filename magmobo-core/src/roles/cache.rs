@@ -35,4 +35,10 @@ pub trait Cache: Component {
     async fn invalidate_prefix(&self, prefix: &str) -> Result<u64>;
     /// Removes every key set with `tag`; returns how many.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
+    /// Global token buckets shared by every instance using this cache, when the driver can
+    /// hold them (Redis can; an in-process cache cannot, so the default is `None`). Rate
+    /// limiters share through it (see [`crate::ratelimit::RateLimiter::share`]).
+    fn buckets(&self) -> Option<std::sync::Arc<dyn crate::ratelimit::BucketExchange>> {
+        None
+    }
 }

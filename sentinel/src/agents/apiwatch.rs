@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use magmobo_core::bus::Event;
 use magmobo_core::prelude::*;
 
-use super::ratelimit::{Limit, RateLimiter};
 use super::window::{Counter, Distinct};
 use crate::agent::{Agent, AgentContext, Finding, RequestView, ResponseView, ThreatKind};
+use magmobo_core::ratelimit::{Limit, RateLimiter};
 
 /// The agent's name.
 pub const NAME: &str = "APIWatch";
@@ -426,13 +426,9 @@ impl Agent for ApiWatch {
         let mut tasks = Vec::new();
         for (which, limiter) in [("ip", &self.0.per_ip), ("id", &self.0.per_identity)] {
             if let Some(limiter) = limiter {
-                let namespace = format!("{}:{which}", shared.namespace);
-                let task = limiter
-                    .share_through_redis(&shared.url, &namespace)
-                    .map_err(|e| {
-                        Error::part(NAME, format!("bad Redis URL for rate limits: {e}"))
-                    })?;
-                tasks.push(task);
+                let buckets = magmobo_cache::RedisBuckets::new(&shared.url, "")?;
+                let namespace = format!("{}:{which}:rl:", shared.namespace);
+                tasks.push(limiter.share(Arc::new(buckets), &namespace, "APIWatch"));
             }
         }
         *self.0.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use http::{Method, StatusCode, header};
 use magmobo_core::axum::body::{Body, to_bytes};
 use magmobo_core::axum::response::Response;
+use magmobo_core::ratelimit::{BucketExchange, Limit, RateLimiter};
 use magmobo_core::roles::auth::{Identity, IdentityKind};
 use magmobo_core::roles::platform::{self, Permission, store::PlatformStore};
 
@@ -27,23 +28,31 @@ const JSON: &str = "application/json; charset=utf-8";
 /// Largest replay response kept on a ticket.
 const MAX_RESULT: usize = 4 << 20;
 
-/// Agents as last read from storage, and each agent's token bucket.
-#[derive(Default)]
+/// Agents as last read from storage, and each agent's token bucket (shared across
+/// instances when the RAM slot offers global buckets: see [`AgentState::share_limits`]).
 pub(crate) struct AgentState {
     loaded: ArcSwap<Loaded>,
     refreshing: tokio::sync::Mutex<()>,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Arc<RateLimiter>,
+    sharing: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Default for AgentState {
+    fn default() -> Self {
+        AgentState {
+            loaded: ArcSwap::default(),
+            refreshing: tokio::sync::Mutex::default(),
+            // Every agent carries its own limit; this default is never used.
+            buckets: Arc::new(RateLimiter::new(Limit::new(1.0, 1.0))),
+            sharing: Mutex::new(None),
+        }
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct Loaded {
     at: Option<Instant>,
     agents: HashMap<String, Arc<Agent>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    at: Instant,
 }
 
 impl AgentState {
@@ -87,22 +96,36 @@ impl AgentState {
     /// Takes one token from `agent`'s bucket; `Err(seconds)` to wait when it is empty.
     fn take(&self, agent: &Agent) -> Result<(), u64> {
         let rate = agent.policy.rate;
-        let burst = f64::from(rate.burst.max(1));
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let bucket = buckets.entry(agent.name.clone()).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * rate.per_second;
-        bucket.tokens = (bucket.tokens + refill).min(burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Ok(());
+        let limit = Limit::new(rate.per_second, f64::from(rate.burst.max(1)));
+        self.buckets
+            .take_with(&agent.name, 1.0, limit)
+            .map_err(|wait| wait.as_secs_f64().ceil().clamp(1.0, 86_400.0) as u64)
+    }
+
+    /// Holds every agent's limit across the instances sharing `exchange` (the RAM slot's
+    /// global buckets), until [`AgentState::stop_sharing`].
+    pub(crate) fn share_limits(&self, exchange: Arc<dyn BucketExchange>) {
+        let task = self.buckets.share(exchange, "agent:", "MagGate agents");
+        let old = self
+            .sharing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task);
+        if let Some(old) = old {
+            old.abort();
         }
-        let wait = (1.0 - bucket.tokens) / rate.per_second.max(f64::MIN_POSITIVE);
-        Err(wait.ceil().clamp(1.0, 86_400.0) as u64)
+    }
+
+    /// Stops sharing limits (the board is stopping).
+    pub(crate) fn stop_sharing(&self) {
+        if let Some(task) = self
+            .sharing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
     }
 }
 

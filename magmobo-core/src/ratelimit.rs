@@ -1,11 +1,15 @@
-//! Token buckets, one per key (`ip:…`, `id:…`), decided in memory on the request path.
+//! Token buckets, one per key, decided in memory on the request path; shared between
+//! instances through a [`BucketExchange`] when the board has one (the RAM slot's Redis driver
+//! offers it, see [`crate::roles::cache::Cache::buckets`]).
 //!
-//! Shared across instances through Redis when configured: a task flushes what each bucket
-//! spent since the last flush into a global bucket in Redis (one Lua script per key, run
-//! atomically, all keys in one pipeline) and sets the local bucket to what the global one has
-//! left. The request path never waits on Redis, so an instance may serve up to what it spends
-//! between two flushes ([`SHARE_EVERY`]) beyond the global limit; while Redis is away every
-//! instance keeps its own buckets and says so once in the log.
+//! Why in core: Sentinel's APIWatch (per address and identity), MagGate's AI agents (per
+//! agent) and anything else that limits a rate need the same buckets, and the same way to
+//! hold one limit across instances. Sharing works by exchange: a task sends what each bucket
+//! spent since the last exchange to the global bucket and sets the local one to what the
+//! global one has left. The request path never waits on the network, so an instance may
+//! serve up to what it spends between two exchanges ([`SHARE_EVERY`]) beyond the global
+//! limit; while the exchange fails, every instance keeps its own buckets and says so once in
+//! the log.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -13,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often spent tokens are exchanged with Redis.
+use async_trait::async_trait;
+
+/// How often spent tokens are exchanged with the global buckets.
 pub const SHARE_EVERY: Duration = Duration::from_millis(100);
 
 /// Buckets untouched this long are forgotten.
@@ -23,26 +29,6 @@ const IDLE: Duration = Duration::from_secs(300);
 const SHARD_CAPACITY: usize = 4096;
 
 const SHARDS: usize = 16;
-
-/// The global bucket: refill from Redis' clock, spend, clamp, return what is left.
-const SCRIPT: &str = r#"
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local used = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 't', 'at')
-local tokens = tonumber(b[1]) or burst
-local at = tonumber(b[2]) or now
-if now > at then
-  tokens = math.min(burst, tokens + (now - at) / 1000 * rate)
-  at = now
-end
-tokens = math.max(-burst, tokens - used)
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(at))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(tokens)
-"#;
 
 /// A rate: `rate` requests per second on average, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,7 +40,7 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// `rate` per second with bursts of `burst`.
+    /// `rate` per second with bursts of `burst` (at least one).
     pub fn new(rate: f64, burst: f64) -> Self {
         Limit {
             rate: rate.max(f64::MIN_POSITIVE),
@@ -63,14 +49,34 @@ impl Limit {
     }
 }
 
+/// What one bucket spent since the last exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spent {
+    /// The global bucket's key (namespace included).
+    pub key: String,
+    /// Tokens spent here.
+    pub used: f64,
+    /// The bucket's limit (the global bucket refills at this rate, up to this burst).
+    pub limit: Limit,
+}
+
+/// Where the buckets of several instances meet.
+#[async_trait]
+pub trait BucketExchange: Send + Sync + 'static {
+    /// Spends each entry's `used` tokens from its global bucket and returns, in order, the
+    /// tokens each global bucket has left (negative when overspent).
+    async fn exchange(&self, spent: &[Spent]) -> crate::Result<Vec<f64>>;
+}
+
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
     last: Instant,
     unsynced: f64,
+    limit: Limit,
 }
 
-/// Token buckets for one limit.
+/// Token buckets, with a default limit and optionally one per key.
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: Limit,
@@ -90,7 +96,7 @@ impl RateLimiter {
         }
     }
 
-    /// The limit.
+    /// The default limit.
     pub fn limit(&self) -> Limit {
         self.limit
     }
@@ -99,19 +105,27 @@ impl RateLimiter {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    /// Spends `cost` tokens of `key`'s bucket; `Err(wait)` when it has too few.
+    /// Spends `cost` tokens of `key`'s bucket under the default limit; `Err(wait)` when it
+    /// has too few.
     pub fn take(&self, key: &str, cost: f64) -> Result<(), Duration> {
+        self.take_with(key, cost, self.limit)
+    }
+
+    /// Spends `cost` tokens of `key`'s bucket under `limit` (a key whose limit changed keeps
+    /// its tokens, capped at the new burst); `Err(wait)` when it has too few.
+    pub fn take_with(&self, key: &str, cost: f64, limit: Limit) -> Result<(), Duration> {
         let now = Instant::now();
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         if shard.len() >= SHARD_CAPACITY && !shard.contains_key(key) {
             shard.retain(|_, b| now.duration_since(b.last) < IDLE);
         }
-        let limit = self.limit;
         let bucket = shard.entry(key.to_owned()).or_insert(Bucket {
             tokens: limit.burst,
             last: now,
             unsynced: 0.0,
+            limit,
         });
+        bucket.limit = limit;
         let elapsed = now.duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * limit.rate).min(limit.burst);
         bucket.last = now;
@@ -125,20 +139,24 @@ impl RateLimiter {
         }
     }
 
-    /// Flushes completed with Redis so far (tests wait on it instead of sleeping blindly).
+    /// Exchanges completed so far (tests wait on it instead of sleeping blindly).
     pub fn shared_syncs(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
     }
 
-    /// Buckets used recently, with what they spent since the last flush (reset to 0).
-    fn drain_spent(&self) -> Vec<(String, f64)> {
+    /// Buckets used recently, with what they spent since the last exchange (reset to 0).
+    fn drain_spent(&self, namespace: &str) -> Vec<Spent> {
         let now = Instant::now();
         let mut out = Vec::new();
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             for (key, bucket) in shard.iter_mut() {
                 if now.duration_since(bucket.last) < IDLE {
-                    out.push((key.clone(), bucket.unsynced));
+                    out.push(Spent {
+                        key: format!("{namespace}{key}"),
+                        used: bucket.unsynced,
+                        limit: bucket.limit,
+                    });
                     bucket.unsynced = 0.0;
                 }
             }
@@ -150,25 +168,26 @@ impl RateLimiter {
     fn apply_global(&self, key: &str, global: f64) {
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bucket) = shard.get_mut(key) {
+            let limit = bucket.limit;
             let elapsed = Instant::now().duration_since(bucket.last).as_secs_f64();
-            let local = (bucket.tokens + elapsed * self.limit.rate).min(self.limit.burst);
+            let local = (bucket.tokens + elapsed * limit.rate).min(limit.burst);
             bucket.tokens = local.min(global - bucket.unsynced);
             bucket.last = Instant::now();
         }
     }
 
-    /// Shares these buckets through Redis under `{namespace}:rl:{key}` until the handle is
-    /// aborted.
-    pub fn share_through_redis(
+    /// Shares these buckets through `exchange`, under `namespace` + key, every
+    /// [`SHARE_EVERY`], until the handle is aborted or the limiter dropped; `who` names the
+    /// limiter in the log when sharing stops and resumes.
+    pub fn share(
         self: &Arc<Self>,
-        url: &str,
+        exchange: Arc<dyn BucketExchange>,
         namespace: &str,
-    ) -> Result<tokio::task::JoinHandle<()>, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        who: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
         let limiter = Arc::downgrade(self);
-        let prefix = format!("{namespace}:rl:");
-        Ok(tokio::spawn(async move {
-            let mut connection = None;
+        let namespace = namespace.to_owned();
+        tokio::spawn(async move {
             let mut down = false;
             let mut tick = tokio::time::interval(SHARE_EVERY);
             loop {
@@ -176,59 +195,32 @@ impl RateLimiter {
                 let Some(limiter) = limiter.upgrade() else {
                     return;
                 };
-                if connection.is_none() {
-                    match client.get_multiplexed_async_connection().await {
-                        Ok(c) => connection = Some(c),
-                        Err(error) => {
-                            if !down {
-                                tracing::warn!(%error, "APIWatch: Redis unreachable; rate limits are per instance");
-                                down = true;
-                            }
-                            continue;
-                        }
-                    }
-                }
-                let Some(conn) = connection.as_mut() else {
-                    continue;
-                };
-                let spent = limiter.drain_spent();
+                let spent = limiter.drain_spent(&namespace);
                 if spent.is_empty() {
                     continue;
                 }
-                let mut pipe = redis::pipe();
-                for (key, used) in &spent {
-                    pipe.cmd("EVAL")
-                        .arg(SCRIPT)
-                        .arg(1)
-                        .arg(format!("{prefix}{key}"))
-                        .arg(limiter.limit.rate)
-                        .arg(limiter.limit.burst)
-                        .arg(*used);
-                }
-                match pipe.query_async::<Vec<String>>(conn).await {
+                match exchange.exchange(&spent).await {
                     Ok(left) => {
                         if down {
-                            tracing::info!("APIWatch: Redis is back; rate limits are shared again");
+                            tracing::info!(limiter = who, "rate limits are shared again");
                             down = false;
                         }
-                        for ((key, _), global) in spent.iter().zip(left) {
-                            if let Ok(global) = global.parse::<f64>() {
-                                limiter.apply_global(key, global);
-                            }
+                        for (spent, global) in spent.iter().zip(left) {
+                            let key = spent.key.strip_prefix(namespace.as_str()).unwrap_or("");
+                            limiter.apply_global(key, global);
                         }
                         limiter.syncs.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(error) => {
+                        // What was spent is lost to the global bucket: the limit errs lenient.
                         if !down {
-                            tracing::warn!(%error, "APIWatch: Redis failed; rate limits are per instance");
+                            tracing::warn!(limiter = who, %error, "rate limits cannot be shared now; each instance keeps its own");
                             down = true;
                         }
-                        // What was spent is lost to the global bucket: the limit errs lenient.
-                        connection = None;
                     }
                 }
             }
-        }))
+        })
     }
 }
 
@@ -251,5 +243,30 @@ mod tests {
             limiter.take("ip:b", 1.0).is_ok(),
             "other keys have their own bucket"
         );
+    }
+
+    #[test]
+    fn keys_may_carry_their_own_limit() {
+        let limiter = RateLimiter::new(Limit::new(1.0, 1.0));
+        let wide = Limit::new(1.0, 5.0);
+        for _ in 0..5 {
+            assert!(limiter.take_with("agent:a", 1.0, wide).is_ok());
+        }
+        assert!(limiter.take_with("agent:a", 1.0, wide).is_err());
+        let spent = limiter.drain_spent("ns:");
+        assert_eq!(spent.len(), 1);
+        assert_eq!(
+            (spent[0].key.as_str(), spent[0].used, spent[0].limit),
+            ("ns:agent:a", 5.0, wide)
+        );
+    }
+
+    #[test]
+    fn the_global_bucket_caps_the_local_one() {
+        let limiter = RateLimiter::new(Limit::new(0.001, 10.0));
+        assert!(limiter.take("k", 2.0).is_ok());
+        // Another instance spent the rest: the global bucket has nothing left.
+        limiter.apply_global("k", 0.0);
+        assert!(limiter.take("k", 1.0).is_err());
     }
 }
