@@ -185,6 +185,13 @@ async fn core_scenario(url: &str, audit: bool) {
         json!({"id": 1, "title": "one", "owner": "bot"}),
         "* is the granted columns"
     );
+    // Supabase's bare `count` counts the rows the agent sees; it reads no column.
+    let (status, _, rows) = send(&board, "GET /todos?select=count", agent, None).await;
+    assert_eq!(
+        (status, rows.clone()),
+        (200, json!([{"count": 3}])),
+        "{rows}"
+    );
     // Another table, a column, an operation: 403 naming each.
     let (status, _, err) = send(&board, "GET /payroll", agent, None).await;
     assert_eq!(
@@ -221,8 +228,8 @@ async fn core_scenario(url: &str, audit: bool) {
     );
     let seen = drain(&mut events);
     assert_eq!(
-        outcomes(&seen)[..5],
-        ["allowed", "allowed", "refused", "refused", "refused"]
+        outcomes(&seen)[..6],
+        ["allowed", "allowed", "allowed", "refused", "refused", "refused"]
     );
     assert!(seen.iter().all(|e| e.0 == "reporter"));
 

@@ -112,7 +112,7 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
     let db: Arc<dyn Storage> = Arc::new(storage(&loaded)?);
     let agents = AgentStore::new(db.clone());
     agents.install().await?;
-    let keys = KeyStore::new(db);
+    let keys = KeyStore::new(db.clone());
     keys.install().await?;
     match command {
         AgentsCommand::Create {
@@ -141,6 +141,11 @@ pub async fn run(project: &std::path::Path, command: AgentsCommand) -> Result<()
                 let (per_second, burst) = parse_rate(r)?;
                 policy = policy.rate(per_second, burst);
             }
+            // What the platform API checks too: a typo in a table or column is refused with
+            // the closest name, instead of an agent that silently may do nothing.
+            maggate::MagGate::new(maggate::GateConfig::default())
+                .check_agent_policy(db.as_ref(), &policy)
+                .await?;
             let (_, key) = agents.create_with_key(&keys, &name, policy).await?;
             if server.json {
                 say!(

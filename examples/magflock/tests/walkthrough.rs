@@ -309,6 +309,21 @@ async fn agents_and_the_attack_simulation_through_the_cli() {
          create table payroll (id integer primary key, amount integer); \
          insert into notes (id, body) values (1, 'a'), (2, 'b')",
     ]));
+    // A grant naming a table that does not exist is refused with the closest name.
+    let typo = magflock(&project, None)
+        .args([
+            "agents",
+            "create",
+            "--name",
+            "typo",
+            "--grant",
+            "note:select",
+        ])
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&typo.stderr).into_owned() + &String::from_utf8_lossy(&typo.stdout);
+    assert!(!typo.status.success() && said.contains("notes"), "{said}");
     let created: serde_json::Value =
         serde_json::from_str(&run_ok(magflock(&project, None).args([
             "agents",

@@ -21,6 +21,7 @@ use crate::policy::Policies;
 use crate::read_cache::{ReadCache, ReadCacheConfig};
 use crate::session::{TxEnd, pre_request_sql};
 use crate::sql::Catalog;
+use crate::sql::views::{VIEW_COLUMNS_PG, ViewColumn};
 
 /// How MagGate serves.
 #[derive(Debug, Clone)]
@@ -143,7 +144,9 @@ impl Inner {
                 "per-request identity transactions {}",
                 if observable { "on: the database can read request settings" } else { "off: nothing in the database reads request settings" }
             );
-            catalog = catalog.with_session_observable(observable);
+            catalog = catalog
+                .with_session_observable(observable)
+                .with_view_columns(&view_columns(storage).await?);
         }
         if let Some(name) = &self.config.pre_request {
             if dialect != Dialect::Postgres {
@@ -240,6 +243,23 @@ impl MagGate {
     /// A cheap handle that stays usable after the gate is handed to the board.
     pub fn handle(&self) -> GateHandle {
         GateHandle(self.inner.clone())
+    }
+
+    /// Checks that every table and column `policy` names exists in the schema this gate
+    /// would serve from `storage` (what `POST /platform/v1/agents` checks), for tools that
+    /// write agents straight to the database, such as `magflock agents create`.
+    pub async fn check_agent_policy(
+        &self,
+        storage: &dyn Storage,
+        policy: &crate::agents::AgentPolicy,
+    ) -> Result<(), AgentError> {
+        let catalog = self.inner.load(storage).await?;
+        crate::agents::manage::check_against_schema(&catalog, policy).map_err(|refusal| {
+            AgentError::Invalid(match refusal.hint {
+                Some(hint) => format!("{} ({hint})", refusal.message),
+                None => refusal.message,
+            })
+        })
     }
 
     fn take_poller(&self) -> Option<(CancellationToken, Vec<JoinHandle<()>>)> {
@@ -504,6 +524,24 @@ async fn poll_loop(inner: Arc<Inner>, every: Duration, stop: CancellationToken) 
 /// Installs (once per database) the event trigger that turns every DDL command into
 /// `NOTIFY pgrst, 'reload schema'`. Failure (no superuser, a race with another board) only
 /// logs: NOTIFY from migration tools and polling still reload the schema.
+/// Which view columns read a table column unchanged (PostgreSQL), so views take part in
+/// their tables' relationships as PostgREST's do.
+async fn view_columns(storage: &dyn Storage) -> magmobo_core::Result<Vec<ViewColumn>> {
+    let rows = storage.query(VIEW_COLUMNS_PG, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ViewColumn::from_columns([
+                r.get_text("view_schema")?,
+                r.get_text("view_name")?,
+                r.get_text("view_column")?,
+                r.get_text("source_schema")?,
+                r.get_text("source_table")?,
+                r.get_text("source_column")?,
+            ]))
+        })
+        .collect()
+}
+
 async fn install_ddl_watch(storage: &dyn Storage) {
     const FUNCTION: &str = "CREATE OR REPLACE FUNCTION _magmobo_pgrst_watch() RETURNS event_trigger \
         LANGUAGE plpgsql AS $$ BEGIN NOTIFY pgrst, 'reload schema'; END; $$";

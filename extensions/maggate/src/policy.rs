@@ -454,8 +454,11 @@ impl Guard<'_> {
             let (name, alias, children) = match item {
                 SelectItem::Star => continue,
                 SelectItem::Field(f) => {
-                    // A bare `count()` selects no column.
-                    if f.field.name != "*" || f.aggregate.is_none() {
+                    // A bare `count()` (or legacy `count`, with no such column) selects no
+                    // column.
+                    let counts_rows = (f.field.name == "*" && f.aggregate.is_some())
+                        || crate::sql::expr::is_legacy_count(table, f);
+                    if !counts_rows {
                         self.check_column(&table.name, &f.field.name, false)?;
                     }
                     continue;

@@ -202,7 +202,7 @@ fn refusal(e: AgentError) -> Refusal {
 }
 
 /// Every table, column and row condition of `policy` exists in the schema cache.
-fn check_against_schema(catalog: &Catalog, policy: &AgentPolicy) -> Result<(), Refusal> {
+pub(crate) fn check_against_schema(catalog: &Catalog, policy: &AgentPolicy) -> Result<(), Refusal> {
     let schema_refusal = |e: crate::api_error::ApiError| {
         let refusal = Refusal::new(
             400,

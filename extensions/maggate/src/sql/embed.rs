@@ -7,6 +7,11 @@
 //! `_mg2`... (their junction tables as `_mg1j`), so self-references stay unambiguous.
 //! Columns of a level are written unqualified: SQL resolves them to the innermost `FROM`,
 //! which is always the level's own table.
+//!
+//! Aggregates (`count()`, `col.sum()`...) belong to the level that selects them, as in
+//! PostgREST: a level with one groups its rows by its other members, embedded resources
+//! and spread columns included, inside its own (sub)query. So `comments(count)` is an array
+//! of one object per parent, and `total.sum(),customers(name)` one row per customer.
 
 use std::borrow::Cow;
 
@@ -628,6 +633,7 @@ fn subquery(w: &mut Sql, level: &Level<'_, '_>, q: &ApiQuery<'_>) -> ApiResult<(
             select_list_pg(w, level, q)?;
             from(w, level);
             where_clause(w, level, q)?;
+            group_by(w, level, q)?;
             if !to_one {
                 order_range(w, level, q)?;
             }
@@ -643,9 +649,11 @@ fn subquery(w: &mut Sql, level: &Level<'_, '_>, q: &ApiQuery<'_>) -> ApiResult<(
             w.push(" AS ").ident(super::ROW_JSON);
             from(w, level);
             where_clause(w, level, q)?;
+            group_by(w, level, q)?;
             order_range(w, level, q)?;
             w.push(") ").ident(&derived).push(")");
         }
+        (Dialect::MySql, false) if level.grouped() => mysql_grouped(w, level, q)?,
         (Dialect::MySql, false) => {
             // MariaDB takes ORDER BY and LIMIT inside JSON_ARRAYAGG; a derived table could
             // not see the parent's columns.
@@ -664,9 +672,31 @@ fn subquery(w: &mut Sql, level: &Level<'_, '_>, q: &ApiQuery<'_>) -> ApiResult<(
             json_object(w, level, q)?;
             from(w, level);
             where_clause(w, level, q)?;
+            group_by(w, level, q)?;
             w.push(")");
         }
     }
+    Ok(())
+}
+
+/// MariaDB, a to-many level with aggregates: only aggregates, so one row per parent,
+/// written as an array of that one object. Grouping by other columns would need a
+/// derived table, and MariaDB's derived tables cannot see the parent row (nor can an
+/// aggregate nest inside `JSON_ARRAYAGG`), so that is a clear 400.
+fn mysql_grouped(w: &mut Sql, level: &Level<'_, '_>, q: &ApiQuery<'_>) -> ApiResult<()> {
+    if level.has_group_terms() {
+        return Err(ApiError::not_supported(format!(
+            "aggregate functions grouped by other columns inside the embedded resource '{}' \
+             on MySQL/MariaDB (select only aggregates there, or use PostgreSQL or SQLite)",
+            level.key.as_deref().unwrap_or(&level.table.name)
+        )));
+    }
+    w.push("(SELECT JSON_ARRAY(");
+    json_object(w, level, q)?;
+    w.push(")");
+    from(w, level);
+    where_clause(w, level, q)?;
+    w.push(")");
     Ok(())
 }
 
@@ -737,6 +767,7 @@ pub(crate) fn select_list_pg(
 ) -> ApiResult<()> {
     let mut flats = Vec::new();
     flatten(level, &[], &mut flats);
+    let grouped = level.grouped();
     for (i, f) in flats.iter().enumerate() {
         if i > 0 {
             w.push(", ");
@@ -745,6 +776,12 @@ pub(crate) fn select_list_pg(
         match f.core {
             Core::Column(p) => {
                 expr::projected_value(&mut v, p)?;
+            }
+            // `json` has no equality operator; a grouping term must be `jsonb`, as
+            // PostgREST writes every embedding.
+            Core::Embed(l) if grouped => {
+                subquery(&mut v, l, q)?;
+                v.push("::jsonb");
             }
             Core::Embed(l) => subquery(&mut v, l, q)?,
         }
@@ -799,55 +836,97 @@ pub(crate) fn json_object(w: &mut Sql, level: &Level<'_, '_>, q: &ApiQuery<'_>) 
     Ok(())
 }
 
-/// Whether the root level selects aggregates (`count()`, `col.sum()`...). Aggregates inside
-/// embedded resources, or beside them, are not built yet and get a clear 400.
-pub(crate) fn aggregates(root: &Level<'_, '_>) -> ApiResult<bool> {
-    fn in_children(level: &Level<'_, '_>) -> bool {
-        level.members.iter().any(|m| match m {
-            Member::Column(p) => p.aggregate.is_some(),
-            Member::Embed(l) | Member::Spread(l) => in_children(l),
-        })
-    }
-    let mut at_root = false;
-    let mut embeds = false;
-    for m in &root.members {
-        match m {
-            Member::Column(p) => at_root |= p.aggregate.is_some(),
-            Member::Embed(l) | Member::Spread(l) => {
-                embeds = true;
-                if in_children(l) {
-                    return Err(ApiError::not_supported(
-                        "aggregate functions inside an embedded resource",
-                    ));
-                }
-            }
-        }
-    }
-    if at_root && embeds {
-        return Err(ApiError::not_supported(
-            "aggregate functions together with embedded resources",
-        ));
-    }
-    Ok(at_root)
+/// Where a request uses aggregates.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AggregateUse {
+    /// `count()`, `col.sum()`...: only with `aggregates_enabled` (else PGRST123).
+    pub gated: bool,
+    /// Any aggregate, the legacy bare `count` included (PostgREST serves that one even
+    /// with aggregates off).
+    pub any: bool,
 }
 
-/// `GROUP BY` the selected columns that are not aggregates (PostgREST's implicit grouping).
-/// PostgreSQL groups by output position, since a JSON path written twice would bind its
-/// keys twice and no longer match; the others repeat the expressions.
-pub(crate) fn group_by(w: &mut Sql, root: &Level<'_, '_>) -> ApiResult<()> {
+/// The aggregates of a request, at any level. An aggregate inside a spread (`...rel(
+/// col.sum())`) would aggregate over the parent's rows, which the spread's correlated
+/// subquery cannot do: a clear 400.
+pub(crate) fn aggregates(root: &Level<'_, '_>) -> ApiResult<AggregateUse> {
+    fn walk(level: &Level<'_, '_>, in_spread: bool, found: &mut AggregateUse) -> ApiResult<()> {
+        for m in &level.members {
+            match m {
+                Member::Column(p) if p.aggregate.is_some() => {
+                    if in_spread {
+                        return Err(ApiError::not_supported(format!(
+                            "aggregate functions inside the spread '...{}()'",
+                            level.table.name
+                        )));
+                    }
+                    found.any = true;
+                    found.gated |= !p.legacy_count;
+                }
+                Member::Column(_) => {}
+                Member::Embed(l) => walk(l, false, found)?,
+                Member::Spread(l) => walk(l, true, found)?,
+            }
+        }
+        Ok(())
+    }
+    let mut found = AggregateUse::default();
+    walk(root, false, &mut found)?;
+    Ok(found)
+}
+
+impl Level<'_, '_> {
+    /// Whether this level aggregates its rows: one of its own columns is an aggregate.
+    pub(crate) fn grouped(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| matches!(m, Member::Column(p) if p.aggregate.is_some()))
+    }
+
+    /// Whether a grouped level has members to group by (else it is one row).
+    fn has_group_terms(&self) -> bool {
+        let mut flats = Vec::new();
+        flatten(self, &[], &mut flats);
+        flats.iter().any(Flat::is_group_term)
+    }
+}
+
+impl Flat<'_, '_, '_> {
+    fn is_group_term(&self) -> bool {
+        !matches!(self.core, Core::Column(p) if p.aggregate.is_some())
+    }
+}
+
+/// ` GROUP BY` the members of a grouped level that are not aggregates (PostgREST's
+/// implicit grouping): its columns, spread columns and embedded resources. PostgreSQL
+/// groups by output position, since a JSON path written twice would bind its keys twice
+/// and no longer match; the others repeat the expressions. Writes nothing for a level
+/// without aggregates.
+pub(crate) fn group_by(w: &mut Sql, level: &Level<'_, '_>, q: &ApiQuery<'_>) -> ApiResult<()> {
+    if !level.grouped() {
+        return Ok(());
+    }
+    let mut flats = Vec::new();
+    flatten(level, &[], &mut flats);
     let mut first = true;
-    for (i, m) in root.members.iter().enumerate() {
-        let Member::Column(p) = m else { continue };
-        if p.aggregate.is_some() {
+    for (i, f) in flats.iter().enumerate() {
+        if !f.is_group_term() {
             continue;
         }
         w.push(if first { " GROUP BY " } else { ", " });
         first = false;
         if w.dialect == Dialect::Postgres {
             w.number((i + 1) as u64);
-        } else {
-            expr::projected_value(w, p)?;
+            continue;
         }
+        let mut v = Sql::new(w.dialect);
+        match f.core {
+            Core::Column(p) => {
+                expr::projected_value(&mut v, p)?;
+            }
+            Core::Embed(l) => subquery(&mut v, l, q)?,
+        }
+        through_spreads(w, f, q, &v)?;
     }
     Ok(())
 }

@@ -558,6 +558,9 @@ pub(crate) struct Projected<'a, 't> {
     pub aggregate: Option<Aggregate>,
     /// `::type` applied to the aggregate's result.
     pub aggregate_cast: Option<CastTo>,
+    /// A bare `count` (no parentheses) on a table without such a column: PostgREST's
+    /// legacy `count(*)`, served even when aggregates are off.
+    pub legacy_count: bool,
     pub table: &'t Table,
 }
 
@@ -698,10 +701,23 @@ pub(crate) fn projection<'a, 't>(
                         cast: None,
                         aggregate: None,
                         aggregate_cast: None,
+                        legacy_count: false,
                         table,
                     });
                 }
             }
+            SelectItem::Field(sf) if is_legacy_count(table, sf) => out.push(Projected {
+                key: sf.alias.clone().unwrap_or(Cow::Borrowed("count")),
+                field: Field {
+                    name: Cow::Borrowed("*"),
+                    json_path: Vec::new(),
+                },
+                cast: None,
+                aggregate: Some(Aggregate::Count),
+                aggregate_cast: None,
+                legacy_count: true,
+                table,
+            }),
             SelectItem::Field(sf) => {
                 let bare_count = sf.field.name == "*" && sf.aggregate == Some(Aggregate::Count);
                 if !bare_count {
@@ -721,6 +737,7 @@ pub(crate) fn projection<'a, 't>(
                     cast: sf.cast.map(CastTo::parse).transpose()?,
                     aggregate: sf.aggregate,
                     aggregate_cast: sf.aggregate_cast.map(CastTo::parse).transpose()?,
+                    legacy_count: false,
                     table,
                 });
             }
@@ -729,6 +746,16 @@ pub(crate) fn projection<'a, 't>(
         }
     }
     Ok(out)
+}
+
+/// `count` written without parentheses, where the table has no `count` column: what
+/// Supabase clients send for `comments(count)`.
+pub(crate) fn is_legacy_count(table: &Table, sf: &crate::request::SelectField<'_>) -> bool {
+    sf.field.name == "count"
+        && sf.field.json_path.is_empty()
+        && sf.cast.is_none()
+        && sf.aggregate.is_none()
+        && table.column("count").is_none()
 }
 
 fn embedding_missing(table: &Table, name: &str) -> ApiError {

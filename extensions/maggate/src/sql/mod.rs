@@ -12,6 +12,7 @@ mod embed;
 pub(crate) mod expr;
 pub mod rpc;
 mod value;
+pub mod views;
 mod writer;
 pub mod written;
 
@@ -68,6 +69,14 @@ impl Catalog {
     /// requests with an identity keep the one-statement fast path.
     pub fn with_session_observable(mut self, observable: bool) -> Catalog {
         self.session_observable = observable;
+        self
+    }
+
+    /// Gives views the relationships of the tables they read ([`views`]): `cols` says
+    /// which view columns read which table columns unchanged (on PostgreSQL, the rows of
+    /// [`views::VIEW_COLUMNS_PG`]).
+    pub fn with_view_columns(mut self, cols: &[views::ViewColumn]) -> Catalog {
+        views::infer(&mut self.schema, cols);
         self
     }
 
@@ -276,8 +285,7 @@ fn read_from(
     let d = cat.dialect;
     let root = embed::build(cat, table, &q.select)?;
     embed::check_paths(&root, q)?;
-    let grouped = embed::aggregates(&root)?;
-    if grouped && !opts.aggregates {
+    if embed::aggregates(&root)?.gated && !opts.aggregates {
         return Err(aggregates_disabled());
     }
     let mut w = Sql::new(d);
@@ -292,9 +300,7 @@ fn read_from(
         }
         w.splice(source);
         embed::where_clause(w, &root, q)?;
-        if grouped {
-            embed::group_by(w, &root)?;
-        }
+        embed::group_by(w, &root, q)?;
         order_limit(w, &root, q, range, opts.max_rows)
     };
     if d == Dialect::MySql {

@@ -800,3 +800,267 @@ fn write_responses_read_back_through_the_read_builder() {
     let orders = cat.table("orders").unwrap();
     assert!(update(&cat, orders, &req.query, &payload, Returning::Selected).is_ok());
 }
+
+fn read_gated(d: Dialect, table: &str, qs: &str, aggregates: bool) -> ApiResult<Statement> {
+    let cat = catalog(d);
+    let params = QueryParams::decode(qs);
+    let req = Request::parse(&params, &RequestHeaders::default())?;
+    let table = cat.table(table)?;
+    let opts = ReadOptions {
+        max_rows: None,
+        count: false,
+        aggregates,
+    };
+    read(&cat, table, &req.query, req.range, opts).map(|p| p.statement)
+}
+
+#[test]
+fn aggregates_inside_an_embedding_group_within_it() {
+    // Only aggregates: one row per parent, no GROUP BY.
+    check_on(
+        Dialect::Postgres,
+        "customers",
+        "select=name,orders(count)",
+        "SELECT count(*) AS \"page_total\", coalesce(json_agg(_mg), '[]')::text AS \"body\" \
+         FROM (SELECT \"name\" AS \"name\", (SELECT coalesce(json_agg(\"_mg1r\"), '[]') FROM \
+         (SELECT count(*) AS \"count\" FROM \"public\".\"orders\" AS \"_mg1\" \
+         WHERE \"_mg1\".\"customer_id\" = \"customers\".\"id\") \"_mg1r\") AS \"orders\" \
+         FROM \"public\".\"customers\") _mg",
+        &[],
+    );
+    // With other columns: grouped by them inside the subquery, before its order.
+    let st = read_on(
+        Dialect::Postgres,
+        "customers",
+        "select=name,orders(customer_id,total.sum())&orders.order=customer_id",
+    )
+    .unwrap();
+    assert!(
+        st.sql
+            .contains("= \"customers\".\"id\" GROUP BY 1 ORDER BY \"customer_id\""),
+        "{}",
+        st.sql
+    );
+    let st = read_on(
+        Dialect::Sqlite,
+        "customers",
+        "select=name,orders(customer_id,total.sum())",
+    )
+    .unwrap();
+    assert!(
+        st.sql
+            .contains("= \"customers\".\"id\" GROUP BY \"customer_id\") \"_mg1r\""),
+        "{}",
+        st.sql
+    );
+    // MariaDB: only aggregates is an array of one object; grouping needs a derived table
+    // that could not see the parent row.
+    let st = read_on(Dialect::MySql, "customers", "select=name,orders(count())").unwrap();
+    assert!(
+        st.sql
+            .contains("(SELECT JSON_ARRAY(JSON_OBJECT(?, count(*))) FROM `app`.`orders`"),
+        "{}",
+        st.sql
+    );
+    let e = read_on(
+        Dialect::MySql,
+        "customers",
+        "select=name,orders(customer_id,count())",
+    )
+    .expect_err("grouped to-many on MariaDB");
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST127"));
+}
+
+#[test]
+fn aggregates_beside_an_embedding_group_by_it() {
+    // PostgreSQL: the embedding is `jsonb` (json has no equality) and grouped by position.
+    let st = read_on(
+        Dialect::Postgres,
+        "orders",
+        "select=customer_id,total.sum(),customers(name)",
+    )
+    .unwrap();
+    assert!(
+        st.sql.contains(
+            "= \"orders\".\"customer_id\") \"_mg1r\")::jsonb AS \"customers\" \
+             FROM \"public\".\"orders\" GROUP BY 1, 3)"
+        ),
+        "{}",
+        st.sql
+    );
+    // The others repeat the subquery, binds included.
+    let st = read_on(
+        Dialect::Sqlite,
+        "orders",
+        "select=total.sum(),customers(name)",
+    )
+    .unwrap();
+    assert!(
+        st.sql.contains(
+            "GROUP BY (SELECT json_object(?, \"name\") FROM \"main\".\"customers\" AS \"_mg1\" \
+             WHERE \"_mg1\".\"id\" = \"orders\".\"customer_id\")"
+        ),
+        "{}",
+        st.sql
+    );
+    assert_eq!(st.binds.len(), 4, "{st:?}");
+    // Spread columns are grouping terms; aggregates inside a spread are not built.
+    let st = read_on(
+        Dialect::MySql,
+        "orders",
+        "select=total.sum(),...customers(name)",
+    )
+    .unwrap();
+    assert!(
+        st.sql.contains(
+            "GROUP BY (SELECT `name` FROM `app`.`customers` AS `_mg1` \
+             WHERE `_mg1`.`id` = `orders`.`customer_id`)"
+        ),
+        "{}",
+        st.sql
+    );
+    let e = read_on(
+        Dialect::Postgres,
+        "orders",
+        "select=id,...customers(id.count())",
+    )
+    .expect_err("aggregate in a spread");
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST127"));
+}
+
+#[test]
+fn embedded_aggregates_need_aggregates_enabled_but_legacy_count_does_not() {
+    for qs in [
+        "select=name,orders(count())",
+        "select=name,orders(total.sum())",
+    ] {
+        let e = read_gated(Dialect::Postgres, "customers", qs, false).expect_err(qs);
+        assert_eq!((e.status, e.code.as_str()), (400, "PGRST123"), "{qs}");
+    }
+    let st = read_gated(
+        Dialect::Sqlite,
+        "customers",
+        "select=name,orders(count)",
+        false,
+    )
+    .unwrap();
+    assert!(st.sql.contains("json_object(?, count(*))"), "{}", st.sql);
+    // At the root too (`select=count`), as in PostgREST.
+    let st = read_gated(Dialect::Sqlite, "customers", "select=count", false).unwrap();
+    assert!(st.sql.contains("json_object(?, count(*))"), "{}", st.sql);
+}
+
+/// The test catalog plus `orders_view` (`id`, `cust` reading `orders.customer_id`, and
+/// `doubled`, an expression) and `people` over `customers`, with the view columns given.
+fn catalog_with_views(d: Dialect, given: bool) -> Catalog {
+    let base = catalog(d);
+    let schema_name = base.schema().tables[0].schema.clone();
+    let mut schema = base.schema().clone();
+    let view = |name: &str, cols: Vec<Column>| Table {
+        schema: schema_name.clone(),
+        name: name.into(),
+        kind: TableKind::View,
+        columns: cols,
+        primary_key: Vec::new(),
+        unique: Vec::new(),
+        foreign_keys: Vec::new(),
+        insertable: false,
+        comment: None,
+    };
+    let int = |n: &str| col(n, "integer", ColumnKind::Integer);
+    schema.tables.push(view(
+        "orders_view",
+        vec![
+            int("id"),
+            int("cust"),
+            col("doubled", "numeric", ColumnKind::Number),
+        ],
+    ));
+    schema.tables.push(view(
+        "people",
+        vec![int("pid"), col("name", "text", ColumnKind::Text)],
+    ));
+    let cat = Catalog::new(schema, d, &["public".to_owned()]);
+    if !given {
+        return cat;
+    }
+    let vc = |v: &str, c: &str, t: &str, tc: &str| {
+        views::ViewColumn::from_columns([
+            schema_name.clone(),
+            v.into(),
+            c.into(),
+            schema_name.clone(),
+            t.into(),
+            tc.into(),
+        ])
+    };
+    cat.with_view_columns(&[
+        vc("orders_view", "id", "orders", "id"),
+        vc("orders_view", "cust", "orders", "customer_id"),
+        vc("people", "pid", "customers", "id"),
+        vc("people", "name", "customers", "name"),
+    ])
+}
+
+fn read_views(given: bool, table: &str, qs: &str) -> ApiResult<Statement> {
+    let cat = catalog_with_views(Dialect::Postgres, given);
+    let params = QueryParams::decode(qs);
+    let req = Request::parse(&params, &RequestHeaders::default())?;
+    let table = cat.table(table)?;
+    read(&cat, table, &req.query, req.range, ReadOptions::default()).map(|p| p.statement)
+}
+
+#[test]
+fn views_take_part_in_their_tables_relationships() {
+    // Many-to-one from a view: an object, joined through the view's column.
+    let st = read_views(true, "orders_view", "select=id,customers(name)").unwrap();
+    assert!(
+        st.sql.contains(
+            "(SELECT row_to_json(\"_mg1r\") FROM (SELECT \"name\" AS \"name\" FROM \
+             \"public\".\"customers\" AS \"_mg1\" WHERE \"_mg1\".\"id\" = \"orders_view\".\"cust\")"
+        ),
+        "{}",
+        st.sql
+    );
+    // One-to-many into a view, view to view, and many-to-many through a junction whose
+    // key the view exposes.
+    let st = read_views(true, "customers", "select=name,orders_view(id)").unwrap();
+    assert!(
+        st.sql.contains("coalesce(json_agg(\"_mg1r\"), '[]')")
+            && st
+                .sql
+                .contains("WHERE \"_mg1\".\"cust\" = \"customers\".\"id\""),
+        "{}",
+        st.sql
+    );
+    let st = read_views(true, "orders_view", "select=id,people(name)").unwrap();
+    assert!(
+        st.sql
+            .contains("WHERE \"_mg1\".\"pid\" = \"orders_view\".\"cust\""),
+        "{}",
+        st.sql
+    );
+    let st = read_views(true, "orders_view", "select=id,products(name)").unwrap();
+    assert!(
+        st.sql
+            .contains("\"_mg1j\".\"order_id\" = \"orders_view\".\"id\""),
+        "{}",
+        st.sql
+    );
+    // A table and a view of it are not related by that alone, as in PostgREST.
+    let e = read_views(true, "customers", "select=name,people(pid)").expect_err("no key");
+    assert_eq!(e.code, "PGRST200");
+}
+
+#[test]
+fn views_without_known_column_sources_have_no_relationships() {
+    let e = read_views(false, "orders_view", "select=id,customers(name)").expect_err("no sources");
+    assert_eq!((e.status, e.code.as_str()), (400, "PGRST200"));
+    // An expression column carries no key: `doubled` exposes nothing.
+    let cat = catalog_with_views(Dialect::Postgres, true);
+    let people = cat.table("people").unwrap();
+    assert_eq!(people.primary_key, ["pid"]);
+    let view = cat.table("orders_view").unwrap();
+    assert_eq!(view.primary_key, ["id"]);
+    assert!(view.foreign_keys.iter().all(|fk| fk.columns == ["cust"]));
+}

@@ -82,7 +82,7 @@ pub fn check(cat: &Catalog, table: &Table, q: &ApiQuery<'_>) -> ApiResult<()> {
 fn check_select(cat: &Catalog, table: &Table, q: &ApiQuery<'_>) -> ApiResult<()> {
     let root = embed::build(cat, table, &q.select)?;
     embed::check_paths(&root, q)?;
-    if embed::aggregates(&root)? {
+    if embed::aggregates(&root)?.any {
         return Err(ApiError::not_supported(
             "aggregate functions in the response of a write",
         ));
