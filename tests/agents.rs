@@ -229,7 +229,9 @@ async fn core_scenario(url: &str, audit: bool) {
     let seen = drain(&mut events);
     assert_eq!(
         outcomes(&seen)[..6],
-        ["allowed", "allowed", "allowed", "refused", "refused", "refused"]
+        [
+            "allowed", "allowed", "allowed", "refused", "refused", "refused"
+        ]
     );
     assert!(seen.iter().all(|e| e.0 == "reporter"));
 
