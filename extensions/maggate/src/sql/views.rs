@@ -25,6 +25,8 @@ pub const VIEW_COLUMNS_PG: &str = r"WITH entries AS (
            m[3]::oid AS origtbl, m[4]::int AS origcol
     FROM pg_rewrite r
     JOIN pg_class c ON c.oid = r.ev_class AND c.relkind IN ('v', 'm')
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     CROSS JOIN LATERAL regexp_matches(r.ev_action::text,
         ':resno (\d+) :resname (\S+) :ressortgroupref \d+ :resorigtbl (\d+) :resorigcol (\d+) :resjunk false',
         'g') AS m
