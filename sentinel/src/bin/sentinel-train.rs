@@ -12,9 +12,11 @@
 //! the external held-out split, none of which is trained on.
 //!
 //! Usage: `sentinel-train [--seed N] [--size N] [--epochs N] [--eval-only] [--verbose]
-//! [--sweep]`. `--eval-only` measures the weights compiled into this binary instead of
-//! training new ones; `--sweep` tries a grid of combination cut-offs on the two validation
-//! sets only (the cut-offs must not be chosen on an evaluation set).
+//! [--sweep] [--no-external-attacks]`. `--eval-only` measures the weights compiled into this
+//! binary instead of training new ones; `--sweep` tries a grid of combination cut-offs on the
+//! two validation sets only (the cut-offs must not be chosen on an evaluation set);
+//! `--no-external-attacks` leaves the GPL-derived external attacks out of training (they
+//! remain a held-out measure).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +29,7 @@ use sentinel::sqlguard::normalize::normalize;
 use sentinel::{SqlGuard, sqlguard::ATTACK_THRESHOLD};
 use sha2::{Digest, Sha256};
 
-const USAGE: &str = "usage: sentinel-train [--seed N] [--size N] [--epochs N] [--eval-only] [--verbose] [--sweep] [--benign-weight W] [--lr R] [--weight-decay D]";
+const USAGE: &str = "usage: sentinel-train [--seed N] [--size N] [--epochs N] [--eval-only] [--verbose] [--sweep] [--no-external-attacks] [--benign-weight W] [--lr R] [--weight-decay D]";
 
 /// Attack families kept out of training and measured separately.
 fn held_out_family(s: &Sample) -> bool {
@@ -51,6 +53,8 @@ struct Args {
     eval_only: bool,
     verbose: bool,
     sweep: bool,
+    /// Train without the GPL-derived external attacks (they stay a held-out measure).
+    no_external_attacks: bool,
     config: TrainConfig,
 }
 
@@ -62,6 +66,7 @@ fn parse() -> Option<Args> {
         eval_only: false,
         verbose: false,
         sweep: false,
+        no_external_attacks: false,
         config: TrainConfig::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -70,6 +75,7 @@ fn parse() -> Option<Args> {
             "--eval-only" => a.eval_only = true,
             "--verbose" => a.verbose = true,
             "--sweep" => a.sweep = true,
+            "--no-external-attacks" => a.no_external_attacks = true,
             "--benign-weight" => a.config.benign_weight = args.next()?.parse().ok()?,
             "--lr" => a.config.learning_rate = args.next()?.parse().ok()?,
             "--weight-decay" => a.config.weight_decay = args.next()?.parse().ok()?,
@@ -145,8 +151,11 @@ fn run(args: &Args) -> Result<(), String> {
     let (validation, training) = pool.split_at(validation_len);
     // A tenth of the external train split (by a hash of the value) is validation: never
     // trained on, it is where `--sweep` picks the cut-offs together with the generated one.
+    // `--no-external-attacks`: the weights then owe nothing to the GPL-derived attack files,
+    // which remain a measure only (see tests/data/external/README.md).
     let (external_validation, external_train): (Vec<_>, Vec<_>) = external_set("train")?
         .into_iter()
+        .filter(|(_, attack)| !(args.no_external_attacks && *attack))
         .partition(|(v, _)| Sha256::digest(v.as_bytes())[0] % 10 == 0);
     let to_examples = |s: &[Sample]| -> Vec<Example> {
         s.iter()
