@@ -68,6 +68,8 @@ fn ddl(d: Dialect) -> Vec<&'static str> {
             "CREATE FUNCTION bump_qty(item integer, amount integer DEFAULT 1) RETURNS integer \
              LANGUAGE sql VOLATILE AS $$ UPDATE items SET qty = coalesce(qty, 0) + amount \
              WHERE id = item RETURNING qty $$",
+            "CREATE FUNCTION body_keys(jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS \
+             $$ SELECT jsonb_build_object('type', jsonb_typeof($1), 'body', $1) $$",
         ],
         Dialect::MySql => vec![
             "CREATE TABLE items (id INTEGER AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL UNIQUE, \
@@ -1607,6 +1609,27 @@ async fn rpc_cases(b: &Motherboard, d: Dialect) {
         200,
         &[],
         Some(json!(9)),
+    )
+    .await;
+    // One unnamed json/jsonb parameter takes the whole body, whatever JSON it is.
+    check(
+        b,
+        "POST /rpc/body_keys",
+        &[],
+        Some(r#"{"a":1,"nested":{"b":[true]}}"#),
+        200,
+        &[],
+        Some(json!({"type":"object","body":{"a":1,"nested":{"b":[true]}}})),
+    )
+    .await;
+    check(
+        b,
+        "POST /rpc/body_keys",
+        &[],
+        Some("[1,2,3]"),
+        200,
+        &[],
+        Some(json!({"type":"array","body":[1,2,3]})),
     )
     .await;
     check(

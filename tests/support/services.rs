@@ -284,7 +284,7 @@ impl Drop for DropRoles {
 /// URL), on a fresh PostgreSQL database and on a fresh MariaDB database (servers missing
 /// outside CI: skipped, as [`postgres_or_skip`] says).
 ///
-/// ```ignore
+/// ```text
 /// on_every_storage!(scenario, sqlite_url() => roles_on_sqlite, roles_on_postgres, roles_on_mariadb);
 /// ```
 #[macro_export]

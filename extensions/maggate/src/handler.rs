@@ -1304,16 +1304,21 @@ async fn rpc(
         } else {
             read_json(body, headers, inner.config.max_body_bytes).await?
         };
-        let serde_json::Value::Object(members) = payload else {
-            return Err(ApiError::invalid_body(
-                "Expected a JSON object of named arguments",
-            ));
-        };
-        args.extend(
-            members
-                .into_iter()
-                .map(|(k, v)| (k, sql::rpc::Arg::Json(v))),
-        );
+        if sql::rpc::single_unnamed_json(catalog, name).is_some() {
+            // PostgREST's single unnamed JSON parameter: the body is the argument.
+            args.push((String::new(), sql::rpc::Arg::Json(payload)));
+        } else {
+            let serde_json::Value::Object(members) = payload else {
+                return Err(ApiError::invalid_body(
+                    "Expected a JSON object of named arguments",
+                ));
+            };
+            args.extend(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k, sql::rpc::Arg::Json(v))),
+            );
+        }
     }
     let arg_names: Vec<&str> = args.iter().map(|(k, _)| k.as_str()).collect();
     let function = sql::rpc::find(catalog, name, &arg_names)?;

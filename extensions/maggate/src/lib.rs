@@ -61,7 +61,7 @@
 //!
 //! Not implemented yet (answered with PGRST127 or PGRST123): aggregates inside spreads,
 //! grouped aggregates inside embedded resources on MariaDB, filters/`order`/`limit` on
-//! functions returning sets of scalars, functions with a single unnamed JSON parameter, and `limit` on PATCH/DELETE
+//! functions returning sets of scalars, and `limit` on PATCH/DELETE
 //! (ignored; `order` orders the representation). On MariaDB, `on_conflict=` is
 //! not honoured (`ON DUPLICATE KEY` fires on any unique key), ignore-duplicates is a no-op
 //! `ON DUPLICATE KEY UPDATE` rather than `INSERT IGNORE` (which would also swallow

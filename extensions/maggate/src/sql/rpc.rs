@@ -3,7 +3,8 @@
 //! like that table (`select`, filters, `order`, `limit`, embedding), and so are functions
 //! declaring their own result columns (`RETURNS TABLE (...)`, OUT parameters) as a table of
 //! those columns; other set-returning functions return a JSON array of their values, scalar
-//! functions the bare JSON value.
+//! functions the bare JSON value. A function whose only parameter is an unnamed `json` or
+//! `jsonb` receives the whole POST body, as in PostgREST.
 
 use magmobo_core::roles::schema::{ColumnKind, Function, FunctionParam, Table, TableKind};
 use magmobo_core::roles::storage::Dialect;
@@ -79,6 +80,19 @@ pub fn find<'c>(cat: &'c Catalog, name: &str, args: &[&str]) -> ApiResult<&'c Fu
         })
 }
 
+/// The function `name` in the exposed schema that takes one unnamed `json` or `jsonb`
+/// parameter: PostgREST passes it the whole request body (any JSON value, not only an
+/// object of named arguments).
+pub fn single_unnamed_json<'c>(cat: &'c Catalog, name: &str) -> Option<&'c Function> {
+    let schema = cat.default_schema.as_deref().unwrap_or("public");
+    cat.schema().functions.iter().find(|f| {
+        f.name == name
+            && f.schema == schema
+            && matches!(f.params.as_slice(), [p] if p.name.is_empty()
+                && matches!(p.data_type.as_str(), "json" | "jsonb"))
+    })
+}
+
 /// The type family of a parameter type as PostgreSQL names it.
 fn kind_of(data_type: &str) -> ColumnKind {
     let t = data_type.to_ascii_lowercase();
@@ -114,9 +128,11 @@ fn call_expr(w: &mut Sql, f: &Function, args: &[(&FunctionParam, &Arg)]) -> ApiR
             Arg::Json(v) => value::from_json(w.dialect, target, v)?,
             Arg::Text(s) => value::from_text(w.dialect, target, s)?,
         };
-        w.ident(&p.name)
-            .push(" := ")
-            .bind_cast(b.value, b.cast.as_deref());
+        // An unnamed parameter (only ever the single JSON one) is passed by position.
+        if !p.name.is_empty() {
+            w.ident(&p.name).push(" := ");
+        }
+        w.bind_cast(b.value, b.cast.as_deref());
     }
     w.push(")");
     Ok(())
