@@ -2189,6 +2189,7 @@ async fn postgrest_cases_on_sqlite() {
     embedded_aggregate_cases(&board, board.storage().unwrap().dialect()).await;
     csv_and_openapi_cases(&board).await;
     run_dialect_cases(&board, board.storage().unwrap().dialect()).await;
+    limited_write_cases(&board, board.storage().unwrap().dialect()).await;
     board.shutdown(StopMode::Fast).await.unwrap();
 }
 
@@ -2207,6 +2208,7 @@ async fn postgrest_cases_on_postgres() {
     embedded_aggregate_cases(&board, board.storage().unwrap().dialect()).await;
     csv_and_openapi_cases(&board).await;
     run_dialect_cases(&board, board.storage().unwrap().dialect()).await;
+    limited_write_cases(&board, board.storage().unwrap().dialect()).await;
     board.shutdown(StopMode::Fast).await.unwrap();
 }
 
@@ -2225,7 +2227,114 @@ async fn postgrest_cases_on_mariadb() {
     embedded_aggregate_cases(&board, board.storage().unwrap().dialect()).await;
     csv_and_openapi_cases(&board).await;
     run_dialect_cases(&board, board.storage().unwrap().dialect()).await;
+    limited_write_cases(&board, board.storage().unwrap().dialect()).await;
     board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+/// PostgREST's limited update and delete: `limit` (and `offset`, not on MariaDB) with an
+/// explicit `order` change only the first rows in that order; a `limit` without an `order`
+/// is refused rather than ignored (which would change every matching row).
+async fn limited_write_cases(b: &Motherboard, d: Dialect) {
+    let rep = ("prefer", "return=representation");
+    check(
+        b,
+        "POST /items",
+        &[],
+        Some(r#"[{"name":"lim-a","qty":1},{"name":"lim-b","qty":1},{"name":"lim-c","qty":1},{"name":"lim-d","qty":1}]"#),
+        201,
+        &[],
+        None,
+    )
+    .await;
+    check(
+        b,
+        "PATCH /items?name=like.lim-*&limit=1",
+        &[],
+        Some(r#"{"qty":5}"#),
+        400,
+        &[],
+        Some(json!({"code":"PGRST109"})),
+    )
+    .await;
+    check(
+        b,
+        "DELETE /items?name=like.lim-*&limit=1",
+        &[],
+        None,
+        400,
+        &[],
+        Some(json!({"code":"PGRST109"})),
+    )
+    .await;
+    check(
+        b,
+        "PATCH /items?select=name&name=like.lim-*&order=name.desc&limit=2",
+        &[rep],
+        Some(r#"{"qty":5}"#),
+        200,
+        &[],
+        Some(json!([{"name":"lim-d"},{"name":"lim-c"}])),
+    )
+    .await;
+    check(
+        b,
+        "GET /items?select=name,qty&name=like.lim-*&order=name",
+        &[],
+        None,
+        200,
+        &[],
+        Some(json!([{"name":"lim-a","qty":1},{"name":"lim-b","qty":1},
+                    {"name":"lim-c","qty":5},{"name":"lim-d","qty":5}])),
+    )
+    .await;
+    check(
+        b,
+        "DELETE /items?name=like.lim-*&order=name&limit=1",
+        &[],
+        None,
+        204,
+        &[],
+        None,
+    )
+    .await;
+    if d == Dialect::MySql {
+        check(
+            b,
+            "DELETE /items?name=like.lim-*&order=name&limit=1&offset=1",
+            &[],
+            None,
+            400,
+            &[],
+            Some(json!({"code":"PGRST127"})),
+        )
+        .await;
+    } else {
+        check(
+            b,
+            "DELETE /items?name=like.lim-*&order=name&limit=1&offset=1",
+            &[],
+            None,
+            204,
+            &[],
+            None,
+        )
+        .await;
+    }
+    let left = if d == Dialect::MySql {
+        json!([{"name":"lim-b"},{"name":"lim-c"},{"name":"lim-d"}])
+    } else {
+        json!([{"name":"lim-b"},{"name":"lim-d"}])
+    };
+    check(
+        b,
+        "GET /items?select=name&name=like.lim-*&order=name",
+        &[],
+        None,
+        200,
+        &[],
+        Some(left),
+    )
+    .await;
 }
 
 /// The read cache: repeats are served from RAM, writes through MagGate (to the table or to

@@ -61,8 +61,9 @@
 //!
 //! Not implemented yet (answered with PGRST127 or PGRST123): aggregates inside spreads,
 //! grouped aggregates inside embedded resources on MariaDB, filters/`order`/`limit` on
-//! functions returning sets of scalars, and `limit` on PATCH/DELETE
-//! (ignored; `order` orders the representation). On MariaDB, `on_conflict=` is
+//! functions returning sets of scalars, and `offset` on PATCH/DELETE on MariaDB. `limit`
+//! with an `order` on PATCH/DELETE changes only those first rows (PostgREST's limited
+//! update/delete; PGRST109 without an `order`). On MariaDB, `on_conflict=` is
 //! not honoured (`ON DUPLICATE KEY` fires on any unique key), ignore-duplicates is a no-op
 //! `ON DUPLICATE KEY UPDATE` rather than `INSERT IGNORE` (which would also swallow
 //! foreign-key and type errors), and embedded arrays are bounded by `group_concat_max_len`;

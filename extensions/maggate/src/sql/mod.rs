@@ -826,6 +826,91 @@ fn set_clause(w: &mut Sql, sets: &Assignments<'_, '_>) -> ApiResult<()> {
     Ok(())
 }
 
+/// The WHERE of a PATCH or DELETE (and of locating its rows): the root filters, and with a
+/// root `limit`/`offset` PostgREST's limited update/delete: only the first rows in the
+/// request's `order`, which must be given (PGRST109), identified by the primary key
+/// (PostgreSQL, SQLite) or by the statement's own `ORDER BY ... LIMIT` (MariaDB).
+fn write_where(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<()> {
+    let range = q
+        .ranges
+        .iter()
+        .filter(|r| r.path.is_empty())
+        .fold((None, None), |(l, o), r| {
+            (r.item.limit.or(l), r.item.offset.or(o))
+        });
+    let (limit, offset) = match range {
+        (None, None) => return where_clause(w, table, q).map(|_| ()),
+        (limit, offset) => (limit, offset.unwrap_or(0).max(0)),
+    };
+    let order: Vec<_> = q
+        .order
+        .iter()
+        .filter(|o| o.path.is_empty())
+        .flat_map(|o| o.item.iter())
+        .collect();
+    if order.is_empty() {
+        return Err(ApiError::new(
+            400,
+            "PGRST109",
+            "A 'limit' was applied without an explicit 'order'",
+        )
+        .hint("Apply an 'order' using unique column(s)"));
+    }
+    let order_by = |w: &mut Sql| -> ApiResult<()> {
+        for (i, term) in order.iter().enumerate() {
+            w.push(if i == 0 { " ORDER BY " } else { ", " });
+            expr::order_term(w, table, term)?;
+        }
+        if let Some(limit) = limit {
+            w.push(" LIMIT ").number(limit.max(0) as u64);
+        }
+        Ok(())
+    };
+    if w.dialect == Dialect::MySql {
+        if offset > 0 {
+            return Err(ApiError::not_supported(
+                "'offset' on PATCH and DELETE on MySQL/MariaDB (its UPDATE and DELETE take a LIMIT only)",
+            ));
+        }
+        where_clause(w, table, q)?;
+        return order_by(w);
+    }
+    if table.primary_key.is_empty() {
+        return Err(ApiError::not_supported(format!(
+            "'limit' and 'offset' on PATCH and DELETE of '{}', which has no primary key to pick the rows by",
+            table.name
+        )));
+    }
+    let keys = |w: &mut Sql| {
+        w.push("(");
+        for (i, k) in table.primary_key.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.ident(k);
+        }
+        w.push(")");
+    };
+    w.push(" WHERE ");
+    keys(w);
+    w.push(" IN (SELECT ");
+    keys(w);
+    w.push(" FROM ").table(&table.schema, &table.name);
+    where_clause(w, table, q)?;
+    order_by(w)?;
+    if limit.is_none() {
+        w.push(match w.dialect {
+            Dialect::Sqlite => " LIMIT -1",
+            _ => "",
+        });
+    }
+    if offset > 0 {
+        w.push(" OFFSET ").number(offset as u64);
+    }
+    w.push(")");
+    Ok(())
+}
+
 /// An UPDATE of the rows matching the filters with the payload's members; `None` when the
 /// payload sets nothing (PostgREST then changes nothing). On MySQL/MariaDB, which has no
 /// `UPDATE ... RETURNING`, rows are returned through [`written`] instead.
@@ -849,8 +934,7 @@ pub fn update(
     finish_write(cat, table, q, ret, |w| {
         w.push("UPDATE ").table(&table.schema, &table.name);
         set_clause(w, &sets)?;
-        where_clause(w, table, q)?;
-        Ok(())
+        write_where(w, table, q)
     })
     .map(Some)
 }
@@ -859,8 +943,7 @@ pub fn update(
 pub fn delete(cat: &Catalog, table: &Table, q: &ApiQuery<'_>, ret: Returning) -> ApiResult<Plan> {
     finish_write(cat, table, q, ret, |w| {
         w.push("DELETE FROM ").table(&table.schema, &table.name);
-        where_clause(w, table, q)?;
-        Ok(())
+        write_where(w, table, q)
     })
 }
 

@@ -183,7 +183,7 @@ pub fn locate(cat: &Catalog, table: &Table, q: &ApiQuery<'_>) -> ApiResult<State
         w.ident(pk);
     }
     w.push(" FROM ").table(&table.schema, &table.name);
-    super::where_clause(&mut w, table, q)?;
+    super::write_where(&mut w, table, q)?;
     if d == Dialect::MySql {
         w.push(" FOR UPDATE");
     }
