@@ -761,11 +761,11 @@ impl Ctx<'_, '_> {
     async fn read(&self) -> ApiResult<Reply> {
         use crate::request::PreferCount;
         let max_rows = self.inner.config.max_rows;
-        // PostgreSQL can estimate instead of counting (PostgREST's planned and estimated
-        // counts); elsewhere every count is exact.
+        // PostgreSQL and MariaDB can estimate instead of counting (PostgREST's planned and
+        // estimated counts); SQLite keeps no estimates, so its counts are exact.
         let planned = match self.prefs().count {
             Some(c @ (PreferCount::Planned | PreferCount::Estimated))
-                if self.catalog.dialect() == magmobo_core::roles::storage::Dialect::Postgres =>
+                if self.catalog.dialect() != magmobo_core::roles::storage::Dialect::Sqlite =>
             {
                 let rows = self.planned_rows().await?;
                 // `estimated`: exact up to the row cap, the planner's figure above it.
@@ -796,7 +796,9 @@ impl Ctx<'_, '_> {
 
     /// The planner's estimate of the rows the request's filters match.
     async fn planned_rows(&self) -> ApiResult<Option<u64>> {
-        let st = sql::estimate(self.catalog, self.table, &self.request.query)?;
+        let Some(st) = sql::estimate(self.catalog, self.table, &self.request.query)? else {
+            return Ok(None);
+        };
         let mut conn = self.session.open(false).await?;
         let rows = match conn.query(&st).await {
             Ok(rows) => rows,
@@ -806,12 +808,7 @@ impl Ctx<'_, '_> {
             }
         };
         self.session.finish(conn).await?;
-        let plan = rows.first().and_then(|r| match r.values.first() {
-            Some(Value::Json(j)) => Some(j.clone()),
-            Some(Value::Text(t)) => serde_json::from_str(t).ok(),
-            _ => None,
-        });
-        Ok(plan.as_ref().and_then(sql::planned_rows))
+        Ok(sql::planned_rows(self.catalog.dialect(), &rows))
     }
 
     fn returning(&self, location: bool) -> Returning {

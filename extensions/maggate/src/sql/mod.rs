@@ -345,22 +345,42 @@ fn aggregates_disabled() -> ApiError {
         .hint("Aggregates are off by default: enable them in the server's configuration (db-aggregates-enabled)")
 }
 
-/// PostgreSQL: `EXPLAIN (FORMAT JSON) SELECT 1 FROM table WHERE ...`, whose top plan's
-/// `Plan Rows` is the planner's estimate of the matching rows (`Prefer: count=planned`, and
-/// `count=estimated` above the row cap). Read it with [`planned_rows`].
-pub fn estimate(cat: &Catalog, table: &Table, q: &ApiQuery<'_>) -> ApiResult<Statement> {
+/// The planner's estimate of the rows a read matches (`Prefer: count=planned`, and
+/// `count=estimated` above the row cap): on PostgreSQL `EXPLAIN (FORMAT JSON) SELECT 1 FROM
+/// table WHERE ...`, whose top plan's `Plan Rows` it is; on MySQL/MariaDB plain `EXPLAIN`,
+/// whose first row's `rows` is the estimate for the table read. SQLite keeps no row
+/// estimates: `None`, and the count is exact. Read the answer with [`planned_rows`].
+pub fn estimate(cat: &Catalog, table: &Table, q: &ApiQuery<'_>) -> ApiResult<Option<Statement>> {
+    let explain = match cat.dialect {
+        Dialect::Postgres => "EXPLAIN (FORMAT JSON) SELECT 1",
+        Dialect::MySql => "EXPLAIN SELECT 1",
+        Dialect::Sqlite => return Ok(None),
+    };
     let root = embed::build(cat, table, &q.select)?;
     let mut w = Sql::new(cat.dialect);
-    w.push("EXPLAIN (FORMAT JSON) SELECT 1");
+    w.push(explain);
     from(&mut w, table);
     embed::where_clause(&mut w, &root, q)?;
-    Ok(w.finish())
+    Ok(Some(w.finish()))
 }
 
-/// The row estimate in PostgreSQL's `EXPLAIN (FORMAT JSON)` output.
-pub fn planned_rows(explain: &serde_json::Value) -> Option<u64> {
-    let plan = explain.get(0)?.get("Plan")?;
-    let rows = plan.get("Plan Rows")?;
+/// The row estimate in the answer to [`estimate`]'s statement.
+pub fn planned_rows(dialect: Dialect, rows: &[magmobo_core::roles::storage::Row]) -> Option<u64> {
+    let first = rows.first()?;
+    if dialect == Dialect::MySql {
+        // MariaDB names the column `rows`; its value is an integer (or its text).
+        return match first.get("rows")? {
+            Value::Int(n) => u64::try_from(*n).ok(),
+            Value::Text(t) => t.parse().ok(),
+            _ => None,
+        };
+    }
+    let explain = match first.values.first()? {
+        Value::Json(j) => j.clone(),
+        Value::Text(t) => serde_json::from_str(t).ok()?,
+        _ => return None,
+    };
+    let rows = explain.get(0)?.get("Plan")?.get("Plan Rows")?.clone();
     rows.as_u64()
         .or_else(|| rows.as_f64().map(|f| f.max(0.0) as u64))
 }
