@@ -56,8 +56,8 @@
 //! write needs a primary key.
 //!
 //! Also: aggregates in `select` (behind [`GateConfig::aggregates_enabled`]), CSV in and out,
-//! the OpenAPI 3.1 document at the root, planned and estimated counts on PostgreSQL and MariaDB, and a
-//! read cache in the RAM slot ([`read_cache`]).
+//! the OpenAPI 3.1 document at the root, planned and estimated counts on PostgreSQL and
+//! MariaDB, and a read cache in the RAM slot ([`read_cache`]).
 //!
 //! Not implemented yet (answered with PGRST127 or PGRST123): aggregates inside spreads,
 //! grouped aggregates inside embedded resources on MariaDB, filters/`order`/`limit` on
