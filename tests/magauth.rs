@@ -904,6 +904,7 @@ async fn sign_in_attempts_are_rate_limited_per_email_and_per_ip() {
         enabled: true,
         per_email: RateLimit::new(email, Duration::from_secs(60)),
         per_ip: RateLimit::new(ip, Duration::from_secs(60)),
+        ..RateLimits::default()
     };
     let config = |rate_limits| AuthConfig {
         rate_limits,
@@ -1190,6 +1191,7 @@ async fn attempt_limits_hold_across_instances_sharing_redis() {
             enabled: true,
             per_email: RateLimit::new(4, Duration::from_secs(600)),
             per_ip: RateLimit::new(1000, Duration::from_secs(1)),
+            ..RateLimits::default()
         },
         ..AuthConfig::default()
     };
@@ -1228,4 +1230,60 @@ async fn attempt_limits_hold_across_instances_sharing_redis() {
     );
     a.board.shutdown(StopMode::Fast).await.unwrap();
     b.board.shutdown(StopMode::Fast).await.unwrap();
+}
+
+/// Mails are limited per address and kind (GoTrue's SMTP_MAX_FREQUENCY) and in all (its
+/// RATE_LIMIT_EMAIL_SENT); `/recover` counts an address without an account the same way, so
+/// the limit says nothing about which addresses have one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_is_limited_per_address_and_in_all() {
+    use magauth::{RateLimit, RateLimits};
+    use std::time::Duration;
+    let env = boot(
+        &sqlite_url(),
+        &[SQLITE_TODOS.into()],
+        sqlite_gate(),
+        AuthConfig {
+            rate_limits: RateLimits {
+                mail_total: RateLimit::new(4, Duration::from_secs(3600)),
+                ..RateLimits::default()
+            },
+            ..AuthConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(env.signup("gus@example.com", "gus-secret").await.0, 200);
+    let recover = async |email: &str| {
+        env.call_full(
+            "POST /auth/v1/recover",
+            None,
+            Some(json!({ "email": email })),
+            true,
+        )
+        .await
+    };
+    for email in ["gus@example.com", "nobody@example.com"] {
+        let (status, _, body) = recover(email).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, headers, body) = recover(email).await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (429, Some("over_email_send_rate_limit")),
+            "the second mail to {email} within a minute: {body}"
+        );
+        assert!(body["msg"].as_str().unwrap().contains("after"), "{body}");
+        assert!(headers.contains_key("retry-after"));
+    }
+    assert_eq!(env.mailer.sent().len(), 1, "one recovery mail to gus only");
+    // Two more distinct addresses use up the project's 4 mails; the next one is refused.
+    for email in ["a1@example.com", "a2@example.com"] {
+        assert_eq!(recover(email).await.0, 200);
+    }
+    let (status, _, body) = recover("a3@example.com").await;
+    assert_eq!(
+        (status, body["msg"].as_str()),
+        (429, Some("email rate limit exceeded")),
+        "{body}"
+    );
+    env.board.shutdown(StopMode::Fast).await.unwrap();
 }

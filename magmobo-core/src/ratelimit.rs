@@ -139,6 +139,16 @@ impl RateLimiter {
         }
     }
 
+    /// Gives `cost` tokens back to `key`'s bucket (up to its burst): what was taken for
+    /// work that then did not happen (a mail that could not be sent).
+    pub fn give_back(&self, key: &str, cost: f64) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = shard.get_mut(key) {
+            bucket.tokens = (bucket.tokens + cost).min(bucket.limit.burst);
+            bucket.unsynced -= cost;
+        }
+    }
+
     /// Exchanges completed so far (tests wait on it instead of sleeping blindly).
     pub fn shared_syncs(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
@@ -259,6 +269,18 @@ mod tests {
             (spent[0].key.as_str(), spent[0].used, spent[0].limit),
             ("ns:agent:a", 5.0, wide)
         );
+    }
+
+    #[test]
+    fn tokens_given_back_can_be_taken_again() {
+        let limiter = RateLimiter::new(Limit::new(0.001, 1.0));
+        assert!(limiter.take("k", 1.0).is_ok());
+        assert!(limiter.take("k", 1.0).is_err());
+        limiter.give_back("k", 1.0);
+        assert!(limiter.take("k", 1.0).is_ok());
+        limiter.give_back("k", 5.0);
+        assert!(limiter.take("k", 1.0).is_ok());
+        assert!(limiter.take("k", 1.0).is_err(), "never above the burst");
     }
 
     #[test]

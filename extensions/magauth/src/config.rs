@@ -29,8 +29,8 @@ pub struct AuthConfig {
     /// role a signed-in user runs as.
     pub role: String,
     /// Limits on sign-in (password grant), verify, recover and factor verification, per
-    /// e-mail address and per client IP; over them the answer is GoTrue's 429
-    /// `over_request_rate_limit` with `Retry-After`.
+    /// e-mail address and per client IP (over them: GoTrue's 429 `over_request_rate_limit`
+    /// with `Retry-After`), and on mails sent (429 `over_email_send_rate_limit`).
     pub rate_limits: RateLimits,
 }
 
@@ -66,6 +66,14 @@ pub struct RateLimits {
     /// Per client IP address: stops one client from trying many accounts. Default: 60 at
     /// once, then one per second (offices and mobile carriers share addresses).
     pub per_ip: RateLimit,
+    /// Mails of one kind (confirmation, recovery) to one address: GoTrue's
+    /// `SMTP_MAX_FREQUENCY`, so nobody can bomb an inbox through `/recover`. Default: one,
+    /// then one per 60 s.
+    pub mail_per_address: RateLimit,
+    /// Mails sent by this project in all: GoTrue's `RATE_LIMIT_EMAIL_SENT`, which keeps an
+    /// abused form from spending the SMTP provider's quota. Default: 30 at once, then one
+    /// per 2 minutes (30 an hour).
+    pub mail_total: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -74,6 +82,8 @@ impl Default for RateLimits {
             enabled: true,
             per_email: RateLimit::new(10, Duration::from_secs(6)),
             per_ip: RateLimit::new(60, Duration::from_secs(1)),
+            mail_per_address: RateLimit::new(1, Duration::from_secs(60)),
+            mail_total: RateLimit::new(30, Duration::from_secs(120)),
         }
     }
 }

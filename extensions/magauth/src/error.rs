@@ -71,6 +71,15 @@ impl ApiError {
         }
     }
 
+    /// 429 `over_email_send_rate_limit` with `Retry-After`: too many mails to one address
+    /// or from the project.
+    pub fn over_email_send_rate_limit(retry_after: u64, message: String) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(429, "over_email_send_rate_limit", message)
+        }
+    }
+
     /// 400 `validation_failed`.
     pub fn validation(msg: impl Into<String>) -> Self {
         ApiError::new(400, "validation_failed", msg)

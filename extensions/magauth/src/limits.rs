@@ -48,6 +48,8 @@ impl Attempt {
 pub(crate) struct Limiter {
     per_email: Option<Arc<RateLimiter>>,
     per_ip: Option<Arc<RateLimiter>>,
+    mail_per_address: Option<Arc<RateLimiter>>,
+    mail_total: Option<Arc<RateLimiter>>,
 }
 
 impl Limiter {
@@ -72,7 +74,48 @@ impl Limiter {
         Ok(Limiter {
             per_email: buckets(&limits.per_email, "per_email")?,
             per_ip: buckets(&limits.per_ip, "per_ip")?,
+            mail_per_address: buckets(&limits.mail_per_address, "mail_per_address")?,
+            mail_total: buckets(&limits.mail_total, "mail_total")?,
         })
+    }
+
+    /// Gives back what [`Limiter::check_mail`] took for a mail that could not be sent, so a
+    /// retry is not refused for a mail nobody received.
+    pub(crate) fn mail_not_sent(&self, kind: &str, to: &str) {
+        if let Some(buckets) = &self.mail_per_address {
+            buckets.give_back(&format!("{kind}:{}", to.trim().to_lowercase()), 1.0);
+        }
+        if let Some(buckets) = &self.mail_total {
+            buckets.give_back("all", 1.0);
+        }
+    }
+
+    /// Takes one mail of `kind` to `to` from the address's bucket and the project's; over
+    /// either, GoTrue's 429 `over_email_send_rate_limit`.
+    pub(crate) fn check_mail(&self, kind: &str, to: &str) -> Result<(), ApiError> {
+        let over = |wait: std::time::Duration, message: String| {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            tracing::info!(target: "magauth", kind, retry_after = seconds, "mail over the send limit");
+            ApiError::over_email_send_rate_limit(seconds.max(1), message)
+        };
+        if let Some(buckets) = &self.mail_per_address {
+            let key = format!("{kind}:{}", to.trim().to_lowercase());
+            buckets.take(&key, 1.0).map_err(|wait| {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                over(
+                    wait,
+                    format!(
+                        "For security purposes, you can only request this after {seconds} seconds."
+                    ),
+                )
+            })?;
+        }
+        if let Some(buckets) = &self.mail_total {
+            buckets
+                .take("all", 1.0)
+                .map_err(|wait| over(wait, "email rate limit exceeded".to_owned()))?;
+        }
+        Ok(())
     }
 
     /// Holds the limits across the instances sharing `exchange`; the tasks end when this
@@ -81,6 +124,8 @@ impl Limiter {
         for (buckets, namespace) in [
             (&self.per_email, "auth:account:"),
             (&self.per_ip, "auth:ip:"),
+            (&self.mail_per_address, "auth:mail:"),
+            (&self.mail_total, "auth:mails:"),
         ] {
             if let Some(buckets) = buckets {
                 buckets.share(exchange.clone(), namespace, "MagAuth");
@@ -143,6 +188,7 @@ mod tests {
             enabled: true,
             per_email: RateLimit::new(email_burst, Duration::from_secs(60)),
             per_ip: RateLimit::new(ip_burst, Duration::from_secs(60)),
+            ..RateLimits::default()
         };
         Limiter::new(&limits).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -174,6 +174,11 @@ impl Service {
             MailKind::Confirmation => ("confirmation", "signup", "Confirm your signup"),
             MailKind::Recovery => ("recovery", "recovery", "Reset your password"),
         };
+        // Recovery mails are counted in `recover`, before it looks the address up, so the
+        // limit answers alike whether the address has an account or not.
+        if kind == MailKind::Confirmation {
+            self.limits.check_mail(token_type, &user.email)?;
+        }
         let now = now();
         self.store
             .insert_one_time_token(&token_hash, &user.id, token_type, now)
@@ -193,6 +198,7 @@ impl Service {
             link,
         };
         if let Err(error) = mailer.send(&mail).await {
+            self.limits.mail_not_sent(token_type, &user.email);
             tracing::error!(target: "magauth", error = %Error::Mail(error), to = %mail.to, "could not send the {token_type} e-mail");
             // GoTrue's answer, word for word: clients match on it.
             return Err(ApiError::new(
@@ -520,6 +526,7 @@ impl Service {
                 "Email sending is not configured on this server",
             ));
         }
+        self.limits.check_mail("recovery", &email)?;
         if let Some(user) = self.store.user_by_email(&email).await? {
             self.send_mail(&user, MailKind::Recovery).await?;
         }
