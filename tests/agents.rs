@@ -258,6 +258,15 @@ async fn core_scenario(url: &str, audit: bool) {
     );
     let update_ticket = parked["ticket"].as_str().unwrap().to_owned();
     assert_eq!(headers["location"], parked["poll"].as_str().unwrap());
+    // The same update limited to one row (`order` + `limit`) touches one row: it runs.
+    let (status, _, body) = send(
+        &board,
+        "PATCH /todos?owner=eq.bot&order=id&limit=1",
+        agent,
+        Some(json!({"title": "uno"})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
     // The row filter counts: the agent's filter on someone else's row matches nothing, so
     // it runs (and changes nothing).
     let (status, _, _) = send(
@@ -285,8 +294,11 @@ async fn core_scenario(url: &str, audit: bool) {
     );
     assert_eq!(polled["result"], Json::Null);
     let seen = drain(&mut events);
-    assert_eq!(outcomes(&seen), ["allowed", "parked", "allowed", "parked"]);
-    assert_eq!(seen[3].3.as_deref(), Some(ticket.as_str()));
+    assert_eq!(
+        outcomes(&seen),
+        ["allowed", "parked", "allowed", "allowed", "parked"]
+    );
+    assert_eq!(seen[4].3.as_deref(), Some(ticket.as_str()));
 
     // The agent cannot approve its own ticket; an operator can, and it runs as the agent.
     let (status, _, _) = send(&board, &format!("POST {poll}/approve"), agent, None).await;

@@ -459,8 +459,9 @@ fn body_rows(bytes: &[u8]) -> u64 {
     }
 }
 
-/// How many rows `request`'s filters (policies' included) match on `table`: what an
-/// UPDATE or DELETE would touch, counted before deciding whether it needs approval.
+/// How many rows `request`'s filters (policies' included) match on `table`, within its
+/// `limit`/`offset` when it is a limited write: what an UPDATE or DELETE would touch,
+/// counted before deciding whether it needs approval.
 async fn count_matching(
     session: &Session,
     catalog: &Catalog,
@@ -477,7 +478,14 @@ async fn count_matching(
         limit: Some(0),
     };
     let plan = sql::read(catalog, table, &request.query, range, opts)?;
-    Ok(run_in(session, &plan).await?.total.unwrap_or(0))
+    let matching = run_in(session, &plan).await?.total.unwrap_or(0);
+    Ok(match sql::write_range(&request.query) {
+        Some((limit, offset)) => {
+            let after_offset = matching.saturating_sub(offset.max(0) as u64);
+            limit.map_or(after_offset, |l| after_offset.min(l.max(0) as u64))
+        }
+        None => matching,
+    })
 }
 
 /// PATCH and DELETE need a filter unless the configuration allows otherwise.

@@ -162,7 +162,8 @@ impl TableGrant {
 
 /// When an operation waits for a human: `operation` on `table` (any table when `None`),
 /// always, or only when it would touch more than `more_than` rows (UPDATE and DELETE:
-/// counted with the request's filters first; INSERT: the rows in the body).
+/// counted with the request's filters, `limit` and `offset` first; INSERT: the rows in the
+/// body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRule {
     /// The table, or every table.

@@ -846,21 +846,26 @@ fn set_clause(w: &mut Sql, sets: &Assignments<'_, '_>) -> ApiResult<()> {
     Ok(())
 }
 
-/// The WHERE of a PATCH or DELETE (and of locating its rows): the root filters, and with a
-/// root `limit`/`offset` PostgREST's limited update/delete: only the first rows in the
-/// request's `order`, which must be given (PGRST109), identified by the primary key
-/// (PostgreSQL, SQLite) or by the statement's own `ORDER BY ... LIMIT` (MariaDB).
-fn write_where(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<()> {
-    let range = q
+/// The root `limit` and `offset` of a PATCH or DELETE, when it has either: a limited
+/// update or delete touches at most `limit` rows after skipping `offset`.
+pub(crate) fn write_range(q: &ApiQuery<'_>) -> Option<(Option<i64>, i64)> {
+    let (limit, offset) = q
         .ranges
         .iter()
         .filter(|r| r.path.is_empty())
         .fold((None, None), |(l, o), r| {
             (r.item.limit.or(l), r.item.offset.or(o))
         });
-    let (limit, offset) = match range {
-        (None, None) => return where_clause(w, table, q).map(|_| ()),
-        (limit, offset) => (limit, offset.unwrap_or(0).max(0)),
+    (limit.is_some() || offset.is_some()).then(|| (limit, offset.unwrap_or(0).max(0)))
+}
+
+/// The WHERE of a PATCH or DELETE (and of locating its rows): the root filters, and with a
+/// root `limit`/`offset` PostgREST's limited update/delete: only the first rows in the
+/// request's `order`, which must be given (PGRST109), identified by the primary key
+/// (PostgreSQL, SQLite) or by the statement's own `ORDER BY ... LIMIT` (MariaDB).
+fn write_where(w: &mut Sql, table: &Table, q: &ApiQuery<'_>) -> ApiResult<()> {
+    let Some((limit, offset)) = write_range(q) else {
+        return where_clause(w, table, q).map(|_| ());
     };
     let order: Vec<_> = q
         .order
