@@ -563,8 +563,16 @@ async fn an_agents_rate_limit_holds_across_instances_sharing_redis() {
         let (status, _, body) = send(&a, "GET /todos", &key.full, None).await;
         assert_eq!(status, 200, "within the burst on instance A: {body}");
     }
-    // A's spending reaches Redis within a few exchanges (every 100 ms).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A's spending reaches Redis at its next exchange (every 100 ms).
+    assert!(
+        magmobo_integration_tests::services::redis_bucket_below(
+            &redis,
+            &format!("{prefix}rl:agent:slow"),
+            1.0
+        )
+        .await,
+        "instance A's spending never reached Redis"
+    );
     let mut refused = false;
     for _ in 0..4 {
         let (status, headers, _) = send(&b, "GET /todos", &key.full, None).await;

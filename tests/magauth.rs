@@ -1212,8 +1212,16 @@ async fn attempt_limits_hold_across_instances_sharing_redis() {
         let (status, body) = a.sign_in("fay@example.com", "guess").await;
         assert_eq!(status, 400, "within the budget on instance A: {body}");
     }
-    // A's spending reaches Redis within a few exchanges (every 100 ms).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A's spending reaches Redis at its next exchange (every 100 ms).
+    assert!(
+        magmobo_integration_tests::services::redis_bucket_below(
+            &redis,
+            &format!("{prefix}rl:auth:account:signin:fay@example.com"),
+            1.0
+        )
+        .await,
+        "instance A's spending never reached Redis"
+    );
     let mut refused = false;
     for _ in 0..4 {
         let (status, _) = b.sign_in("fay@example.com", "guess").await;

@@ -280,6 +280,34 @@ impl Drop for DropRoles {
     }
 }
 
+/// Waits up to 10 s until the global token bucket `key` in the Redis at `url` holds fewer
+/// than `below` tokens, i.e. a limiter's exchange reached Redis; false when it never did.
+pub async fn redis_bucket_below(url: &str, key: &str, below: f64) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let tokens: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg("t")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(None);
+        if tokens
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(|t| t < below)
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Three tests running the async `scenario(&url)`: on SQLite (the expression gives a fresh
 /// URL), on a fresh PostgreSQL database and on a fresh MariaDB database (servers missing
 /// outside CI: skipped, as [`postgres_or_skip`] says).

@@ -78,6 +78,8 @@ pub struct ApiKeyAuth {
     keys: Arc<ArcSwap<HashMap<String, ApiKey>>>,
     jwt: Option<JwtVerifier>,
     refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Answers the platform API's `keys.reload` while started.
+    reload_responder: Mutex<Option<magmobo_core::bus::ResponderGuard>>,
 }
 
 impl std::fmt::Debug for ApiKeyAuth {
@@ -98,6 +100,7 @@ impl ApiKeyAuth {
             bus: OnceLock::new(),
             keys: Arc::default(),
             refresher: Mutex::new(None),
+            reload_responder: Mutex::new(None),
         }
     }
 
@@ -233,6 +236,24 @@ impl Component for ApiKeyAuth {
         // instance or another sharing the bus: at once), and on a timer for changes made
         // elsewhere (`magflock keys`, another tool writing the table).
         let mut changes = board.bus().subscribe(platform::ACTION_TOPIC)?;
+        // The platform API of this instance asks before it answers, so a key it just made
+        // works on the very next request.
+        let responder = {
+            let (store, keys) = (store.clone(), self.keys.clone());
+            board
+                .bus()
+                .respond(platform::requests::KEYS_RELOAD, move |_| {
+                    let (store, keys) = (store.clone(), keys.clone());
+                    async move {
+                        let usable = load_keys(&store, &keys).await?;
+                        Ok(platform::requests::reply_ok(usable))
+                    }
+                })?
+        };
+        *self
+            .reload_responder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(responder);
         let keys = self.keys.clone();
         let mut tick =
             (!self.options.refresh.is_zero()).then(|| tokio::time::interval(self.options.refresh));
@@ -275,6 +296,10 @@ impl Component for ApiKeyAuth {
     }
 
     async fn stop(&self, _mode: StopMode) -> Result<()> {
+        self.reload_responder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(task) = self
             .refresher
             .lock()

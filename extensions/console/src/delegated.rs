@@ -57,6 +57,19 @@ async fn ask(
     }
 }
 
+/// Has this instance's PSU re-read its keys before the answer goes out, so a key just made
+/// works (and one just revoked stops) on the next request. Best effort: a PSU that keeps no
+/// key table does not answer, and other instances follow the `platform.action` event.
+pub(crate) async fn reload_keys(c: &Caller) {
+    let Some(bus) = &c.svc.bus else { return };
+    if let Err(error) = bus
+        .request(requests::KEYS_RELOAD, json!({}), Duration::from_secs(5))
+        .await
+    {
+        tracing::debug!(target: "magconsole", %error, "the PSU did not re-read its keys");
+    }
+}
+
 // --- agents ---
 
 pub(crate) async fn list_agents(c: Caller) -> ApiResult<Response> {
@@ -84,6 +97,7 @@ pub(crate) async fn create_agent(c: Caller, raw: Body) -> ApiResult<Response> {
     .await
     {
         Ok(created) => {
+            reload_keys(&c).await;
             let target = json!({ "name": target["name"], "key_id": created.get("key_id") });
             c.publish("agents.create", target, "ok", None);
             Ok(ok(201, created))
@@ -137,6 +151,7 @@ pub(crate) async fn revoke_agent(Path(name): Path<String>, c: Caller) -> ApiResu
     .await
     {
         Ok(mut revoked) => {
+            reload_keys(&c).await;
             c.publish(
                 "agents.revoke",
                 json!({ "name": name, "key_id": revoked.get("key_id") }),

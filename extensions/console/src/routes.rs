@@ -218,6 +218,7 @@ async fn create_key(c: Caller, raw: Body) -> ApiResult<Response> {
     let (record, full) = keys::create(&c.svc.storage, name, role, new.expires_at)
         .await
         .map_err(ApiError::storage)?;
+    delegated::reload_keys(&c).await;
     c.publish(
         "keys.create",
         json!({ "id": record.id, "name": name, "role": role }),
@@ -251,6 +252,7 @@ async fn revoke_key(Path(id): Path<String>, c: Caller) -> ApiResult<Response> {
         .await
         .map_err(ApiError::storage)?;
     if revoked {
+        delegated::reload_keys(&c).await;
         c.publish("keys.revoke", target, "ok", None);
     }
     Ok(ok(

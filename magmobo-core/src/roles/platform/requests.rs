@@ -30,6 +30,12 @@ pub const AGENTS_UPDATE: &str = "agents.update";
 /// "already_revoked"}`.
 pub const AGENTS_REVOKE: &str = "agents.revoke";
 
+/// Re-reads the API keys now (the PSU answers). Payload: `{}`; reply: the number of usable
+/// keys. The platform API sends it after creating or revoking a key, so the key works (or
+/// stops) on this instance before the answer; other instances follow the `platform.action`
+/// event.
+pub const KEYS_RELOAD: &str = "keys.reload";
+
 /// Why the owner of the data would not carry a request out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
