@@ -49,6 +49,11 @@ impl Limit {
     }
 }
 
+/// A wait as the whole seconds of a `Retry-After` header: rounded up, at least one.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// What one bucket spent since the last exchange.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spent {
@@ -253,6 +258,14 @@ mod tests {
             limiter.take("ip:b", 1.0).is_ok(),
             "other keys have their own bucket"
         );
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(2)), 2);
+        assert_eq!(retry_after_secs(Duration::from_millis(2001)), 3);
     }
 
     #[test]

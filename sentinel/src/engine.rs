@@ -482,8 +482,7 @@ fn forbidden(finding: &Finding) -> Response {
 }
 
 fn too_many(wait: Duration) -> Response {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let seconds = seconds.max(1);
+    let seconds = magmobo_core::ratelimit::retry_after_secs(wait);
     let body = serde_json::json!({
         "code": "MM-SENTINEL-RATE-LIMIT",
         "message": format!("Too many requests: retry after {seconds} s"),

@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use magmobo_core::ratelimit::{BucketExchange, Limit, RateLimiter};
+use magmobo_core::ratelimit::{BucketExchange, Limit, RateLimiter, retry_after_secs};
 
 use crate::config::{RateLimit, RateLimits};
 use crate::error::{ApiError, Error};
@@ -83,7 +83,7 @@ impl Limiter {
     /// retry is not refused for a mail nobody received.
     pub(crate) fn mail_not_sent(&self, kind: &str, to: &str) {
         if let Some(buckets) = &self.mail_per_address {
-            buckets.give_back(&format!("{kind}:{}", to.trim().to_lowercase()), 1.0);
+            buckets.give_back(&mail_key(kind, to), 1.0);
         }
         if let Some(buckets) = &self.mail_total {
             buckets.give_back("all", 1.0);
@@ -93,17 +93,15 @@ impl Limiter {
     /// Takes one mail of `kind` to `to` from the address's bucket and the project's; over
     /// either, GoTrue's 429 `over_email_send_rate_limit`.
     pub(crate) fn check_mail(&self, kind: &str, to: &str) -> Result<(), ApiError> {
-        let over = |wait: std::time::Duration, message: String| {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let over = |seconds: u64, message: String| {
             tracing::info!(target: "magauth", kind, retry_after = seconds, "mail over the send limit");
-            ApiError::over_email_send_rate_limit(seconds.max(1), message)
+            ApiError::over_email_send_rate_limit(seconds, message)
         };
         if let Some(buckets) = &self.mail_per_address {
-            let key = format!("{kind}:{}", to.trim().to_lowercase());
-            buckets.take(&key, 1.0).map_err(|wait| {
-                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            buckets.take(&mail_key(kind, to), 1.0).map_err(|wait| {
+                let seconds = retry_after_secs(wait);
                 over(
-                    wait,
+                    seconds,
                     format!(
                         "For security purposes, you can only request this after {seconds} seconds."
                     ),
@@ -111,9 +109,12 @@ impl Limiter {
             })?;
         }
         if let Some(buckets) = &self.mail_total {
-            buckets
-                .take("all", 1.0)
-                .map_err(|wait| over(wait, "email rate limit exceeded".to_owned()))?;
+            buckets.take("all", 1.0).map_err(|wait| {
+                over(
+                    retry_after_secs(wait),
+                    "email rate limit exceeded".to_owned(),
+                )
+            })?;
         }
         Ok(())
     }
@@ -163,9 +164,14 @@ impl Limiter {
     }
 }
 
+/// The per-address mail bucket of `kind` mails to `to`.
+fn mail_key(kind: &str, to: &str) -> String {
+    format!("{kind}:{}", to.trim().to_lowercase())
+}
+
 fn take(buckets: &RateLimiter, key: &str, attempt: Attempt, by: &str) -> Result<(), ApiError> {
     buckets.take(key, 1.0).map_err(|wait| {
-        let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let retry_after = retry_after_secs(wait);
         tracing::info!(
             target: "magauth",
             attempt = attempt.label(),
@@ -173,7 +179,7 @@ fn take(buckets: &RateLimiter, key: &str, attempt: Attempt, by: &str) -> Result<
             retry_after,
             "attempt over the rate limit"
         );
-        ApiError::too_many_requests(retry_after.max(1))
+        ApiError::too_many_requests(retry_after)
     })
 }
 

@@ -99,7 +99,7 @@ impl AgentState {
         let limit = Limit::new(rate.per_second, f64::from(rate.burst.max(1)));
         self.buckets
             .take_with(&agent.name, 1.0, limit)
-            .map_err(|wait| wait.as_secs_f64().ceil().clamp(1.0, 86_400.0) as u64)
+            .map_err(magmobo_core::ratelimit::retry_after_secs)
     }
 
     /// Holds every agent's limit across the instances sharing `exchange` (the RAM slot's
